@@ -1,0 +1,83 @@
+"""Reference Desk: find Spryker orders and carts by any of their references."""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, g, request
+from flask_babel import Babel
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.pool import NullPool
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .config import load_config
+from .models import db
+from .schema import configure_sqlite
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+csrf = CSRFProtect()
+babel = Babel()
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=str(PROJECT_ROOT / "instance"),
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    app.config.from_mapping(load_config(Path(app.instance_path), overrides))
+    if app.config["TRUSTED_PROXIES"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])  # type: ignore[method-assign]
+
+    _init_database(app)
+    csrf.init_app(app)
+    babel.init_app(app)
+
+    from . import auth, cli, errors, htmx, labels
+    from .views import records, search
+
+    auth.init_app(app)
+    htmx.init_app(app)
+    errors.init_app(app)
+    labels.init_app(app)
+    cli.init_app(app)
+    app.register_blueprint(search.bp)
+    app.register_blueprint(records.bp)
+    _register_request_hooks(app)
+    return app
+
+
+def _init_database(app: Flask) -> None:
+    uri: str = app.config["SQLALCHEMY_DATABASE_URI"]
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if uri.startswith("sqlite"):
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        options = {"connect_args": {"timeout": 30}}
+    if app.config.get("DATABASE_SCHEMA"):  # tests give each PostgreSQL test its own schema
+        options["connect_args"] = {"options": f"-csearch_path={app.config['DATABASE_SCHEMA']},public"}
+        options["poolclass"] = NullPool
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    db.init_app(app)
+    with app.app_context():
+        configure_sqlite(db.engine)
+
+
+def _register_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def assign_request_id() -> None:
+        g.request_id = uuid.uuid4().hex
+
+    @app.after_request
+    def security_headers(response):
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response

@@ -1,0 +1,178 @@
+"""The audit log: append-only events in a hash chain, and its verification.
+
+Each event's hash covers a canonical text of the event (fixed field order, ISO UTC times, JSON
+escaping) and the hash of the event before it, so verification does not depend on the database,
+its time zone or how it formats values. Editing, deleting or re-ordering any event breaks the chain.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from .models import AuditEvent, AuditHead, utcnow
+
+GENESIS_HASH = "0" * 64
+
+# The fields covered by the hash, in the order they appear in the canonical text.
+HASHED_FIELDS = (
+    "seq",
+    "occurred_at",
+    "actor_type",
+    "actor_name",
+    "actor_role",
+    "action",
+    "record_type",
+    "record_key",
+    "kind",
+    "old_value",
+    "new_value",
+    "reason",
+    "detail",
+    "request_id",
+    "client_address",
+    "prev_hash",
+)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it, with name and role as they were at the time."""
+
+    type: str  # user, api, system
+    name: str
+    role: str | None = None
+
+
+SYSTEM = Actor("system", "system", None)
+
+
+@dataclass
+class EventData:
+    action: str
+    actor: Actor
+    record_type: str | None = None
+    record_key: str | None = None
+    kind: str | None = None
+    old_value: str | None = None
+    new_value: str | None = None
+    reason: str | None = None
+    detail: str | None = None
+    request_id: str | None = None
+    client_address: str | None = None
+    occurred_at: datetime = field(default_factory=utcnow)
+
+
+def _format_time(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_text(row: dict) -> str:
+    values = [
+        _format_time(row[name]) if name == "occurred_at" else row[name] for name in HASHED_FIELDS
+    ]
+    return json.dumps(values, ensure_ascii=True, separators=(",", ":"))
+
+
+def event_hash(row: dict) -> str:
+    return hashlib.sha256(canonical_text(row).encode("ascii")).hexdigest()
+
+
+def _claim_sequence(session: Session, count: int) -> tuple[int, str]:
+    """Reserve `count` sequence numbers; returns the last seq and hash before them.
+
+    The UPDATE comes first so that the lock is held before the head is read (see AuditHead).
+    """
+    head = session.execute(
+        update(AuditHead)
+        .where(AuditHead.id == 1)
+        .values(seq=AuditHead.seq + count)
+        .returning(AuditHead.seq, AuditHead.hash)
+    ).one_or_none()
+    if head is None:
+        raise RuntimeError("audit chain head is missing: run the schema set-up")
+    return head.seq - count, head.hash
+
+
+def append_events(session: Session, events: Iterable[EventData]) -> list[dict]:
+    """Chain and insert events in the caller's transaction; the caller commits once, with the change."""
+    pending = list(events)
+    if not pending:
+        return []
+    last_seq, prev_hash = _claim_sequence(session, len(pending))
+    rows = []
+    for offset, event in enumerate(pending, start=1):
+        row = {
+            "seq": last_seq + offset,
+            "occurred_at": event.occurred_at.astimezone(timezone.utc),
+            "actor_type": event.actor.type,
+            "actor_name": event.actor.name,
+            "actor_role": event.actor.role,
+            "action": event.action,
+            "record_type": event.record_type,
+            "record_key": event.record_key,
+            "kind": event.kind,
+            "old_value": event.old_value,
+            "new_value": event.new_value,
+            "reason": event.reason,
+            "detail": event.detail,
+            "request_id": event.request_id,
+            "client_address": event.client_address,
+            "prev_hash": prev_hash,
+        }
+        row["hash"] = prev_hash = event_hash(row)
+        rows.append(row)
+    session.execute(insert(AuditEvent), rows)
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=prev_hash))
+    return rows
+
+
+def append_event(session: Session, event: EventData) -> dict:
+    return append_events(session, [event])[0]
+
+
+def ensure_head(session: Session) -> None:
+    if session.get(AuditHead, 1) is None:
+        session.add(AuditHead(id=1, seq=0, hash=GENESIS_HASH))
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    checked: int
+    problem: str | None = None
+    seq: int | None = None
+
+
+def _rows(session: Session) -> Iterator[dict]:
+    columns = [getattr(AuditEvent, name) for name in HASHED_FIELDS] + [AuditEvent.hash, AuditEvent.id]
+    result = session.execute(
+        select(*columns).order_by(AuditEvent.seq).execution_options(yield_per=5000)
+    )
+    for row in result:
+        yield row._asdict()
+
+
+def verify_chain(session: Session) -> VerifyResult:
+    """Walk the whole chain; report the first event that is missing, edited or out of place."""
+    expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
+    for row in _rows(session):
+        seq = row["seq"]
+        if seq != expected_seq:
+            return VerifyResult(False, checked, f"event {expected_seq} is missing (next is {seq})", expected_seq)
+        if row["prev_hash"] != prev_hash:
+            return VerifyResult(False, checked, f"event {seq} does not follow event {seq - 1}", seq)
+        if event_hash(row) != row["hash"]:
+            return VerifyResult(False, checked, f"event {seq} was altered (hash mismatch)", seq)
+        prev_hash, expected_seq, checked = row["hash"], seq + 1, checked + 1
+    head = session.get(AuditHead, 1)
+    if head is not None and (head.seq != expected_seq - 1 or head.hash != prev_hash):
+        return VerifyResult(
+            False, checked, f"events after {expected_seq - 1} are missing (chain head is at {head.seq})", expected_seq
+        )
+    return VerifyResult(True, checked)

@@ -1,0 +1,170 @@
+"""Log in and out, who the current actor is, and the role check every route goes through."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import LoginManager, current_user, login_required, login_user, logout_user
+
+from . import audit
+from .forms import LoginForm
+from .models import Role, User, db
+
+bp = Blueprint("auth", __name__)
+login_manager = LoginManager()
+login_manager.login_view = "auth.login"
+login_manager.session_protection = "strong"
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> User | None:
+    return db.session.get(User, int(user_id))
+
+
+@login_manager.unauthorized_handler
+def _unauthorized():
+    """Not logged in (or the session ended): back to login, then back here.
+
+    For htmx requests a plain redirect would put the login page inside a fragment, so htmx is
+    told to load the login page as a whole page instead.
+    """
+    target = url_for("auth.login", next=_return_path())
+    if request.headers.get("HX-Request"):
+        response = make_response("", 401)
+        response.headers["HX-Redirect"] = target
+        return response
+    return redirect(target)
+
+
+def _return_path() -> str:
+    """Where to come back to: the page the person was on, never the fragment or another host."""
+    if request.headers.get("HX-Request") and request.headers.get("HX-Current-URL"):
+        return safe_next(request.headers["HX-Current-URL"]) or url_for("search.search")
+    if request.method == "GET":
+        return request.full_path.rstrip("?")
+    return request.referrer and safe_next(request.referrer) or url_for("search.search")
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only a path on this site; an absolute URL to elsewhere is an open redirect."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme and parts.netloc and parts.netloc != request.host:
+        return None
+    path = parts.path or "/"
+    if not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return None
+    return path + (f"?{parts.query}" if parts.query else "")
+
+
+def client_address() -> str | None:
+    return request.remote_addr
+
+
+def current_actor() -> audit.Actor:
+    if current_user.is_authenticated:
+        return audit.Actor("user", current_user.username, current_user.role)
+    return audit.Actor("anonymous", "anonymous", None)
+
+
+def event(action: str, **fields: Any) -> audit.EventData:
+    """An audit event for this request: actor, request id and client address filled in."""
+    fields.setdefault("actor", current_actor())
+    return audit.EventData(
+        action=action,
+        request_id=g.get("request_id"),
+        client_address=client_address(),
+        **fields,
+    )
+
+
+def record_denied(reason: str) -> None:
+    """auth.denied is written in its own transaction: the refused request writes nothing else."""
+    db.session.rollback()
+    audit.append_event(
+        db.session,
+        event("auth.denied", reason=reason, detail=f"{request.method} {request.path}"),
+    )
+    db.session.commit()
+
+
+def deny(reason: str):
+    record_denied(reason)
+    abort(403, description=reason)
+
+
+def require_role(role: Role) -> Callable:
+    """Log-in and role check on the server, for pages, fragments and form posts alike."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        @login_required
+        def wrapped(*args: Any, **kwargs: Any):
+            if not current_user.has_role(role):
+                deny(_("This needs the %(role)s role.", role=role.value))
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    form = LoginForm()
+    next_path = safe_next(request.args.get("next")) or url_for("search.search")
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(next_path)
+    status = 200
+    if form.validate_on_submit():
+        user = db.session.scalar(db.select(User).where(User.username == form.username.data))
+        if user is not None and user.active and user.check_password(form.password.data):
+            session.clear()
+            login_user(user)
+            session.permanent = True
+            audit.append_event(db.session, event("auth.login"))
+            db.session.commit()
+            return redirect(next_path)
+        audit.append_event(
+            db.session,
+            event(
+                "auth.login_failed",
+                actor=audit.Actor("anonymous", (form.username.data or "")[:100], None),
+            ),
+        )
+        db.session.commit()
+        flash(_("Unknown user name or wrong password."), "error")
+        status = 401
+    elif request.method == "POST":
+        status = 422
+    return render_template("pages/login.html", form=form, next_path=next_path), status
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    logout_user()
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    app.register_blueprint(bp)

@@ -1,0 +1,110 @@
+"""Command line, through `flask --app wsgi ...`."""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from . import PROJECT_ROOT, audit
+from .models import Role, User, db
+from .schema import create_schema
+
+DEFAULT_CARTS_FILE = PROJECT_ROOT.parent / "shared" / "data" / "spryker" / "multi_cart.csv"
+
+db_cli = AppGroup("db", help="Database schema.")
+demo_cli = AppGroup("demo", help="Demo data.")
+users_cli = AppGroup("users", help="User accounts.")
+audit_cli = AppGroup("audit", help="The audit log.")
+references_cli = AppGroup("references", help="Reference values.")
+
+
+@db_cli.command("init")
+def db_init() -> None:
+    """Create the tables, indexes and audit guards (safe to run again)."""
+    create_schema(db.engine)
+    click.echo(f"schema ready on {db.engine.url.render_as_string(hide_password=True)}")
+
+
+@demo_cli.command("load")
+@click.option("--orders", default=5000, show_default=True, type=click.IntRange(min=0))
+@click.option("--carts-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option("--seed", default=42, show_default=True)
+def demo_load(orders: int, carts_file: Path | None, seed: int) -> None:
+    """Import the Spryker carts, then generate customers, carts and ORDERS orders from a fixed seed."""
+    from .demo import load_demo
+
+    create_schema(db.engine)
+    report = load_demo(db.session, orders=orders, seed=seed, carts_file=carts_file or DEFAULT_CARTS_FILE)
+    for line in report.lines():
+        click.echo(line)
+
+
+@users_cli.command("create")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice([role.value for role in Role]))
+def users_create(username: str, role: str) -> None:
+    """Create a user; the password is read from standard input (so scripts can pipe it)."""
+    username = username.strip()
+    if not username or len(username) > 100:
+        raise click.ClickException("The user name must be 1 to 100 characters.")
+    if db.session.scalar(db.select(User).where(User.username == username)):
+        raise click.ClickException(f"A user named {username!r} already exists.")
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        raise click.ClickException("The password must have at least 8 characters.")
+    user = User(username=username, role=role)
+    user.set_password(password)
+    db.session.add(user)
+    audit.append_event(db.session, audit.EventData(
+        action="user.created", actor=audit.Actor("system", "cli", None), record_type="user",
+        record_key=username, new_value=role,
+    ))
+    db.session.commit()
+    click.echo(f"created {role} {username}")
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain; exit 1 naming the first broken event."""
+    result = audit.verify_chain(db.session)
+    if result.ok:
+        click.echo(f"audit log intact: {result.checked} events")
+        return
+    click.echo(f"audit log BROKEN at event {result.seq}: {result.problem}", err=True)
+    sys.exit(1)
+
+
+@references_cli.command("identify")
+@click.argument("values", nargs=-1, required=True)
+def references_identify(values: tuple[str, ...]) -> None:
+    """Print one JSON line per value: its matching key and the carrier it looks like."""
+    from .references import matching_key
+    from .tracking import identify
+
+    for value in values:
+        matches = identify(value)
+        best = matches[0] if matches else None
+        click.echo(json.dumps({
+            "value": value,
+            "key": matching_key(value),
+            "tracking": best is not None,
+            "valid": bool(best and best.valid),
+            "courier": best.courier if best else None,
+            "courier_code": best.courier_code if best else None,
+            "service": best.service if best else None,
+            "tracking_url": best.tracking_url if best else None,
+            "matches": [asdict(match) for match in matches],
+        }, ensure_ascii=False))
+
+
+def init_app(app: Flask) -> None:
+    for group in (db_cli, demo_cli, users_cli, audit_cli, references_cli):
+        app.cli.add_command(group)

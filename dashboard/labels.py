@@ -1,0 +1,41 @@
+"""Words shown for kinds, fields, tiers and actions, through gettext so they can be translated."""
+from __future__ import annotations
+
+from flask import Flask
+from flask_babel import lazy_gettext as _l
+
+FIELD_LABELS = {
+    "custom": _l("Custom order reference"),
+    "erp": _l("ERP number"),
+    "shipment": _l("3PL shipment"),
+    "tracking": _l("Tracking number"),
+    "invoice": _l("Invoice"),
+    "payment": _l("Payment"),
+    "other": _l("Other reference"),
+    "order_reference": _l("Order reference"),
+    "cart_key": _l("Cart key"),
+    "cart_uuid": _l("Cart uuid"),
+    "cart_name": _l("Cart name"),
+    "customer_reference": _l("Customer reference"),
+    "email": _l("E-mail"),
+}
+
+TIER_LABELS = {
+    "exact": _l("exact"),
+    "prefix": _l("prefix"),
+    "contains": _l("contains"),
+    "similar": _l("similar"),
+}
+
+SOURCE_LABELS = {
+    "agent": _l("agent"),
+    "api": _l("API client"),
+    "import": _l("import"),
+    "spryker": _l("Spryker"),
+}
+
+
+def init_app(app: Flask) -> None:
+    @app.context_processor
+    def labels() -> dict:
+        return {"field_labels": FIELD_LABELS, "tier_labels": TIER_LABELS, "source_labels": SOURCE_LABELS}

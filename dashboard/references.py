@@ -1,0 +1,99 @@
+"""Reference kinds, the one matching key, and value rules. No Flask imports: tools reuse it."""
+from __future__ import annotations
+
+import unicodedata
+from enum import StrEnum
+
+MAX_VALUE_LENGTH = 255
+
+
+class Kind(StrEnum):
+    CUSTOM = "custom"
+    ERP = "erp"
+    SHIPMENT = "shipment"
+    TRACKING = "tracking"
+    INVOICE = "invoice"
+    PAYMENT = "payment"
+    OTHER = "other"
+
+
+class Source(StrEnum):
+    AGENT = "agent"
+    API = "api"
+    IMPORT = "import"
+    SPRYKER = "spryker"
+
+
+KIND_LABELS: dict[str, str] = {
+    Kind.CUSTOM: "Custom order reference",
+    Kind.ERP: "ERP number",
+    Kind.SHIPMENT: "3PL shipment",
+    Kind.TRACKING: "Tracking number",
+    Kind.INVOICE: "Invoice",
+    Kind.PAYMENT: "Payment",
+    Kind.OTHER: "Other",
+}
+
+
+def _keeps(char: str) -> bool:
+    """Only letters and digits carry meaning; separators, spaces and invisibles do not."""
+    return unicodedata.category(char)[0] in "LN"
+
+
+def _fold(text: str) -> str:
+    # NFKC, case folding, NFKC again: folding can leave non-normalised sequences ("ẞ").
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+
+
+def matching_key(value: str) -> str:
+    """The one key that stored and typed references are compared by.
+
+    `PO-123/45`, ` po 12345` with a non-breaking space and full-width `ＰＯ１２３４５`
+    all give `po12345`.
+    """
+    return "".join(char for char in _fold(value) if _keeps(char))
+
+
+def key_offsets(value: str) -> list[int] | None:
+    """For each character of matching_key(value), the index of the character in value it came from.
+
+    Used to highlight the matched part of a value as entered. Folding one character at a time
+    can differ from folding the whole value (combining sequences); then None is returned and the
+    caller highlights nothing rather than the wrong characters.
+    """
+    offsets: list[int] = []
+    for index, char in enumerate(value):
+        offsets.extend(index for folded in _fold(char) if _keeps(folded))
+    if len(offsets) != len(matching_key(value)):
+        return None
+    return offsets
+
+
+def highlight_span(value: str, key_start: int, key_length: int) -> tuple[int, int] | None:
+    """The slice of `value` (as entered) that produced key[key_start:key_start + key_length]."""
+    offsets = key_offsets(value)
+    if offsets is None or key_length <= 0 or key_start + key_length > len(offsets):
+        return None
+    return offsets[key_start], offsets[key_start + key_length - 1] + 1
+
+
+class InvalidValue(ValueError):
+    """A reference value a person or system must correct; the message is shown to them."""
+
+
+def clean_value(raw: str | None, *, allow_empty: bool = False) -> str:
+    """Trim and check a reference value; raise InvalidValue with a message for the person."""
+    value = (raw or "").strip()
+    if not value:
+        if allow_empty:
+            return ""
+        raise InvalidValue("Enter a value.")
+    if len(value) > MAX_VALUE_LENGTH:
+        raise InvalidValue(
+            f"At most {MAX_VALUE_LENGTH} characters; this value has {len(value)}."
+        )
+    if any(unicodedata.category(char) in {"Cc", "Zl", "Zp"} for char in value):
+        raise InvalidValue("Line breaks and control characters are not allowed.")
+    if not matching_key(value):
+        raise InvalidValue("The value needs at least one letter or digit.")
+    return value

@@ -1,0 +1,97 @@
+"""Schema set-up: tables, plus what each database needs beyond them.
+
+SQLite: FTS5 trigram indexes over the matching keys, kept in step by triggers.
+PostgreSQL: pg_trgm GIN indexes over the matching keys, and triggers that refuse UPDATE, DELETE
+and TRUNCATE on the audit table, so the log is append-only at the database level.
+"""
+from __future__ import annotations
+
+from sqlalchemy import Engine, event, text
+from sqlalchemy.orm import Session
+
+from .audit import ensure_head
+from .models import db
+
+# Tables whose `key` column gets a trigram index, and the name of that index.
+TRIGRAM_INDEXED = {"references": "references_fts", "search_terms": "search_terms_fts"}
+
+def _sqlite_fts(table: str, fts: str) -> list[str]:
+    # detail='none' keeps the index small; a contains-search re-checks the key itself.
+    return [
+        f"""CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5(
+            key, content='{table}', content_rowid='id', tokenize='trigram', detail='none')""",
+        f"""CREATE TRIGGER IF NOT EXISTS {fts}_ai AFTER INSERT ON "{table}" BEGIN
+            INSERT INTO {fts}(rowid, key) VALUES (new.id, new.key);
+        END""",
+        f"""CREATE TRIGGER IF NOT EXISTS {fts}_ad AFTER DELETE ON "{table}" BEGIN
+            INSERT INTO {fts}({fts}, rowid, key) VALUES ('delete', old.id, old.key);
+        END""",
+        f"""CREATE TRIGGER IF NOT EXISTS {fts}_au AFTER UPDATE OF key ON "{table}" BEGIN
+            INSERT INTO {fts}({fts}, rowid, key) VALUES ('delete', old.id, old.key);
+            INSERT INTO {fts}(rowid, key) VALUES (new.id, new.key);
+        END""",
+    ]
+
+
+SQLITE_AUDIT_GUARD = [
+    f"""CREATE TRIGGER IF NOT EXISTS audit_events_no_{operation.lower()}
+        BEFORE {operation} ON audit_events BEGIN
+            SELECT RAISE(ABORT, 'audit_events is append-only');
+        END"""
+    for operation in ("UPDATE", "DELETE")
+]
+
+POSTGRES_AUDIT_GUARD = [
+    """CREATE OR REPLACE FUNCTION audit_events_refuse_change() RETURNS trigger AS $$
+    BEGIN
+        RAISE EXCEPTION 'audit_events is append-only: % refused', TG_OP;
+    END;
+    $$ LANGUAGE plpgsql""",
+    "DROP TRIGGER IF EXISTS audit_events_append_only ON audit_events",
+    """CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events
+        FOR EACH ROW EXECUTE FUNCTION audit_events_refuse_change()""",
+    "DROP TRIGGER IF EXISTS audit_events_no_truncate ON audit_events",
+    """CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
+        FOR EACH STATEMENT EXECUTE FUNCTION audit_events_refuse_change()""",
+]
+
+
+def _postgres_trigram(table: str) -> str:
+    return f'CREATE INDEX IF NOT EXISTS ix_{table}_key_trgm ON "{table}" USING gin (key gin_trgm_ops)'
+
+
+def _statements(dialect: str) -> list[str]:
+    if dialect == "sqlite":
+        fts = [sql for table, name in TRIGRAM_INDEXED.items() for sql in _sqlite_fts(table, name)]
+        return fts + SQLITE_AUDIT_GUARD
+    if dialect == "postgresql":
+        return [_postgres_trigram(table) for table in TRIGRAM_INDEXED] + POSTGRES_AUDIT_GUARD
+    return []
+
+
+def create_schema(engine: Engine) -> None:
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    db.metadata.create_all(engine)
+    with engine.begin() as connection:
+        for statement in _statements(engine.dialect.name):
+            connection.exec_driver_sql(statement)
+    with Session(engine) as session:
+        ensure_head(session)
+        session.commit()
+
+
+def configure_sqlite(engine: Engine) -> None:
+    """WAL lets searches read while an edit writes; the timeout makes writers queue, not fail."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()

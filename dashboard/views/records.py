@@ -1,0 +1,70 @@
+"""Order and cart pages: every reference, the customer, state and totals, links between them."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, jsonify, render_template
+from flask_babel import gettext as _
+from sqlalchemy import select, text
+
+from ..auth import require_role
+from ..editing import edit_policy
+from ..models import AuditEvent, Cart, Customer, Order, Role, db
+from flask_login import current_user
+
+bp = Blueprint("records", __name__)
+
+
+def _customer(customer_reference: str | None) -> Customer | None:
+    if not customer_reference:
+        return None
+    return db.session.scalar(select(Customer).where(Customer.customer_reference == customer_reference))
+
+
+def _timeline(record_type: str, record_key: str) -> list[AuditEvent]:
+    return list(db.session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.record_type == record_type, AuditEvent.record_key == record_key)
+        .order_by(AuditEvent.seq.desc())
+        .limit(100)
+    ))
+
+
+@bp.route("/orders/<order_reference>")
+@require_role(Role.AGENT)
+def order(order_reference: str):
+    record = db.session.scalar(select(Order).where(Order.order_reference == order_reference))
+    if record is None:
+        abort(404, description=_("No order %(reference)s.", reference=order_reference))
+    return render_template(
+        "pages/order.html",
+        order=record,
+        customer=_customer(record.customer_reference),
+        policy=edit_policy(current_user.role, record),
+        timeline=_timeline("order", record.order_reference),
+    )
+
+
+@bp.route("/carts/<cart_key>")
+@require_role(Role.AGENT)
+def cart(cart_key: str):
+    record = db.session.scalar(select(Cart).where(Cart.key == cart_key))
+    if record is None:
+        abort(404, description=_("No cart %(key)s.", key=cart_key))
+    return render_template(
+        "pages/cart.html",
+        cart=record,
+        order=record.order,
+        customer=_customer(record.customer_reference),
+        policy=edit_policy(current_user.role, record),
+        timeline=_timeline("cart", record.key),
+    )
+
+
+@bp.route("/healthz")
+def healthz():
+    """For load balancers and the operator: no login, no data, only whether the database answers."""
+    try:
+        db.session.execute(text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any database failure means unhealthy
+        db.session.rollback()
+        return jsonify(status="error", database="unreachable"), 503
+    return jsonify(status="ok", database="ok")

@@ -1,0 +1,45 @@
+import pytest
+
+from dashboard.references import InvalidValue, clean_value, highlight_span, matching_key
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["PO-123/45", "po 12345", "po\u00a012345", "po\u200b12345", "ＰＯ１２３４５", "PO.123#45", " p\u2013o\u2011123\u00ad45 "],
+)
+def test_every_spelling_has_one_key(value):
+    assert matching_key(value) == "po12345"
+
+
+def test_case_folds_outside_ascii():
+    assert matching_key("ÄR-12") == matching_key("är-12") == "är12"
+    assert matching_key("STRASSE") == matching_key("Straße")
+
+
+def test_key_keeps_letters_and_digits_of_any_script():
+    assert matching_key("Заказ-77") == "заказ77"
+
+
+def test_highlight_maps_key_back_to_value_as_entered():
+    value = "PO-123/45"
+    start, end = highlight_span(value, 2, 3)
+    assert value[start:end] == "123"
+
+
+def test_clean_value_counts_characters_not_bytes():
+    assert clean_value("é" * 255) == "é" * 255
+    with pytest.raises(InvalidValue):
+        clean_value("é" * 256)
+
+
+@pytest.mark.parametrize("bad", ["a\nb", "a\rb", "a\x00b", "a\u2028b", "a\tb"])
+def test_clean_value_refuses_line_breaks_and_control_characters(bad):
+    with pytest.raises(InvalidValue):
+        clean_value(bad)
+
+
+def test_clean_value_trims_and_refuses_blank():
+    assert clean_value("  PO 1  ") == "PO 1"
+    with pytest.raises(InvalidValue):
+        clean_value("   ")
+    assert clean_value("  ", allow_empty=True) == ""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from flask_babel import format_currency, get_locale
 from flask_babel import lazy_gettext as _l
 
 FIELD_LABELS = {
@@ -36,6 +37,11 @@ SOURCE_LABELS = {
 
 
 def init_app(app: Flask) -> None:
-    @app.context_processor
-    def labels() -> dict:
-        return {"field_labels": FIELD_LABELS, "tier_labels": TIER_LABELS, "source_labels": SOURCE_LABELS}
+    # Globals rather than a context processor: imported macros see globals, not the context.
+    app.jinja_env.globals.update(
+        field_labels=FIELD_LABELS,
+        tier_labels=TIER_LABELS,
+        source_labels=SOURCE_LABELS,
+        get_locale=get_locale,
+        format_currency=format_currency,
+    )

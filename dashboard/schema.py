@@ -44,7 +44,7 @@ SQLITE_AUDIT_GUARD = [
 POSTGRES_AUDIT_GUARD = [
     """CREATE OR REPLACE FUNCTION audit_events_refuse_change() RETURNS trigger AS $$
     BEGIN
-        RAISE EXCEPTION 'audit_events is append-only: % refused', TG_OP;
+        RAISE EXCEPTION 'audit_events is append-only: %% refused', TG_OP;
     END;
     $$ LANGUAGE plpgsql""",
     "DROP TRIGGER IF EXISTS audit_events_append_only ON audit_events",

@@ -126,11 +126,11 @@ def _tier_condition(session: Session, model, tier: Tier, key: str):
         not_prefix = func.substr(column, 1, len(key)) != key
         if session.get_bind().dialect.name == "sqlite":
             fts = "references_fts" if model is Reference else "search_terms_fts"
-            # The FTS phrase narrows to rows holding every trigram; instr() confirms the substring.
-            phrase = '"' + key.replace('"', '""') + '"'
+            # Keys hold only letters and digits, so the pattern has no wildcard of the user's;
+            # the trigram index answers LIKE, and instr() keeps the check exact.
             matching = (
-                text(f"SELECT rowid FROM {fts} WHERE {fts} MATCH :phrase")
-                .bindparams(phrase=phrase)
+                text(f"SELECT rowid FROM {fts} WHERE key LIKE :pattern")
+                .bindparams(pattern=f"%{key}%")
                 .columns(rowid=Integer)
             )
             return and_(model.id.in_(matching), func.instr(column, key) > 0, not_prefix)

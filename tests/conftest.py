@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from sqlalchemy import create_engine, text
+from werkzeug.security import generate_password_hash
 
 from dashboard import create_app
 from dashboard.models import Role, User, db
@@ -21,6 +22,8 @@ from dashboard.schema import create_schema
 
 POSTGRES_URL = os.environ.get("DASHBOARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PASSWORD = "correct horse battery"
+# Hashed once: scrypt is slow on purpose, and every test creates its users afresh.
+PASSWORD_HASH = generate_password_hash(PASSWORD)
 CARTS_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "spryker" / "multi_cart.csv"
 
 
@@ -34,8 +37,7 @@ def _make_app(database_url: str, **extra) -> Flask:
     with app.app_context():
         create_schema(db.engine)
         for role in Role:
-            user = User(username=role.value, role=role.value)
-            user.set_password(PASSWORD)
+            user = User(username=role.value, role=role.value, password_hash=PASSWORD_HASH)
             db.session.add(user)
         db.session.commit()
     return app
@@ -73,7 +75,7 @@ def app(sqlite_app: Flask) -> Flask:
     return sqlite_app
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def both_app(request: pytest.FixtureRequest) -> Flask:
     return request.getfixturevalue(f"{request.param}_app")
 

@@ -1,0 +1,109 @@
+"""Search tiers, grouping and escaping, on SQLite and PostgreSQL alike."""
+import pytest
+
+from dashboard.models import CartState, db
+from dashboard.search import Tier, one_edit_variants, search
+
+from .factories import add_reference, make_cart, make_customer, make_order
+
+
+@pytest.fixture
+def data(both_app):
+    with both_app.app_context():
+        make_customer("DE--500", "jana.keller@example.com")
+        cart = make_cart("quote-900", name="Office chairs", state=CartState.ORDERED, custom="PO-2026-004711")
+        make_order("DE--1042", cart=cart, custom="PO-2026-004711", erp="SO-1000123",
+                   tracking="1Z999AA10123456784", shipment="SHP-77812")
+        make_order("DE--1043", custom="PO-2026-009999")
+        make_cart("quote-901", name="Standing desks", custom="ÄR-12")
+        old = make_order("DE--1044")
+        add_reference(old, "invoice", "INV-55501", active=False)
+        make_cart("quote-902", name="PO_1 test", custom="POX1")
+        db.session.commit()
+    return both_app
+
+
+def _find(app, query, **kwargs):
+    with app.app_context():
+        results = search(db.session, query, **kwargs)
+        orders = {row.record.order_reference: row.hit for row in results.orders.rows}
+        carts = {row.record.key: row.hit for row in results.carts.rows}
+        return results, orders, carts
+
+
+def test_exact_custom_reference_finds_order_and_its_cart(data):
+    _, orders, carts = _find(data, "po 2026 004711")
+    assert orders["DE--1042"].tier == Tier.EXACT and orders["DE--1042"].field == "custom"
+    assert carts["quote-900"].tier == Tier.EXACT
+    assert "DE--1043" not in orders
+
+
+def test_order_found_by_erp_and_tracking_number(data):
+    _, orders, _ = _find(data, "so1000123")
+    assert orders["DE--1042"].field == "erp" and orders["DE--1042"].tier == Tier.EXACT
+    _, orders, _ = _find(data, "1z 999 aa1 0123 4567 84")
+    assert orders["DE--1042"].field == "tracking"
+
+
+def test_prefix_and_contains_tiers(data):
+    results, orders, _ = _find(data, "PO-2026")
+    assert {orders["DE--1042"].tier, orders["DE--1043"].tier} == {Tier.PREFIX}
+    _, orders, _ = _find(data, "004711")
+    assert orders["DE--1042"].tier == Tier.CONTAINS
+
+
+def test_tiers_come_best_first(data):
+    # "DE--104" is a prefix of three order references; "de1042" is exact for one.
+    results, orders, _ = _find(data, "DE--1042")
+    assert results.orders.rows[0].record.order_reference == "DE--1042"
+    assert results.orders.rows[0].hit.tier == Tier.EXACT
+
+
+def test_cart_found_by_key_name_and_owner(data):
+    _, _, carts = _find(data, "quote-901")
+    assert carts["quote-901"].field == "cart_key" and carts["quote-901"].tier == Tier.EXACT
+    _, _, carts = _find(data, "standing desk")
+    assert carts["quote-901"].field == "cart_name"
+    _, orders, carts = _find(data, "DE--500")
+    assert carts["quote-901"].field == "customer_reference"
+    assert "DE--1042" in orders
+
+
+def test_customer_email_finds_their_records(data):
+    _, orders, carts = _find(data, "jana.keller@example")
+    assert orders["DE--1042"].field == "email" and orders["DE--1042"].tier == Tier.PREFIX
+
+
+def test_non_ascii_case_matches(data):
+    _, _, carts = _find(data, "är-12")
+    assert carts["quote-901"].tier == Tier.EXACT
+
+
+def test_retired_reference_is_still_found_and_says_so(data):
+    _, orders, _ = _find(data, "INV-55501")
+    assert orders["DE--1044"].active is False
+
+
+def test_like_wildcards_in_input_are_plain_text(data):
+    results, orders, carts = _find(data, "%")
+    assert results.empty
+    _, orders, carts = _find(data, "PO_1")
+    assert "quote-902" not in carts or carts["quote-902"].field == "cart_name"
+    assert all(hit.value != "POX1" for hit in list(orders.values()) + list(carts.values()))
+
+
+def test_similar_tier_finds_one_typo(data):
+    _, orders, _ = _find(data, "SO-1000132")  # two digits swapped
+    assert orders["DE--1042"].tier == Tier.SIMILAR
+
+
+def test_results_are_grouped_into_orders_and_carts(data):
+    results, orders, carts = _find(data, "PO-2026-004711")
+    assert set(orders) == {"DE--1042"} and set(carts) == {"quote-900"}
+    assert results.orders.total == 1 and results.carts.total == 1
+
+
+def test_one_edit_variants_cover_each_typo():
+    variants = one_edit_variants("abcdef")
+    assert {"abdcef", "abcde", "abcdeff", "abcxef"} <= variants
+    assert "abcdef" not in variants and "badcfe" not in variants

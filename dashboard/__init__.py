@@ -38,7 +38,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     from . import auth, cli, errors, htmx, labels
     from .views import audit as audit_views
-    from .views import records, search
+    from .views import edit, records, search
 
     auth.init_app(app)
     htmx.init_app(app)
@@ -47,6 +47,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     cli.init_app(app)
     app.register_blueprint(search.bp)
     app.register_blueprint(records.bp)
+    app.register_blueprint(edit.bp)
     app.register_blueprint(audit_views.bp)
     _register_request_hooks(app)
     return app

@@ -107,6 +107,9 @@ def append_events(session: Session, events: Iterable[EventData]) -> list[dict]:
     last_seq, prev_hash = _claim_sequence(session, len(pending))
     rows = []
     for offset, event in enumerate(pending, start=1):
+        if event.occurred_at.tzinfo is None:
+            # astimezone() would silently read a naive time as the server's local time.
+            raise ValueError("naive datetimes are not stored; use utcnow()")
         row = {
             "seq": last_seq + offset,
             "occurred_at": event.occurred_at.astimezone(timezone.utc),
@@ -158,8 +161,19 @@ def _rows(session: Session) -> Iterator[dict]:
         yield row._asdict()
 
 
+def _head(session: Session) -> tuple[int, str] | None:
+    # A fresh read, never the identity map: verification must see the head as it is now.
+    row = session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one_or_none()
+    return None if row is None else (row.seq, row.hash)
+
+
 def verify_chain(session: Session) -> VerifyResult:
-    """Walk the whole chain; report the first event that is missing, edited or out of place."""
+    """Walk the whole chain; report the first event that is missing, edited or out of place.
+
+    Appends may commit while the walk runs (it reads one snapshot, the head is read in others),
+    so the head is read before and after it: the last event walked must lie between the two.
+    """
+    head_before = _head(session)
     expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
     for row in _rows(session):
         seq = row["seq"]
@@ -170,9 +184,18 @@ def verify_chain(session: Session) -> VerifyResult:
         if event_hash(row) != row["hash"]:
             return VerifyResult(False, checked, f"event {seq} was altered (hash mismatch)", seq)
         prev_hash, expected_seq, checked = row["hash"], seq + 1, checked + 1
-    head = session.get(AuditHead, 1)
-    if head is not None and (head.seq != expected_seq - 1 or head.hash != prev_hash):
+    last_seq = expected_seq - 1
+    if head_before is None:
+        return VerifyResult(True, checked)
+    before_seq, before_hash = head_before
+    if last_seq < before_seq or (last_seq == before_seq and prev_hash != before_hash):
         return VerifyResult(
-            False, checked, f"events after {expected_seq - 1} are missing (chain head is at {head.seq})", expected_seq
+            False, checked, f"events after {last_seq} are missing (chain head is at {before_seq})", last_seq + 1
         )
+    if last_seq > before_seq:
+        after_seq, after_hash = _head(session) or (0, GENESIS_HASH)
+        if last_seq > after_seq or (last_seq == after_seq and prev_hash != after_hash):
+            return VerifyResult(
+                False, checked, f"event {after_seq + 1} lies beyond the chain head (at {after_seq})", after_seq + 1
+            )
     return VerifyResult(True, checked)

@@ -95,12 +95,12 @@ def event(action: str, **fields: Any) -> audit.EventData:
     )
 
 
-def record_denied(reason: str) -> None:
+def record_denied(reason: str, **record: str) -> None:
     """auth.denied is written in its own transaction: the refused request writes nothing else."""
     db.session.rollback()
     audit.append_event(
         db.session,
-        event("auth.denied", reason=reason, detail=f"{request.method} {request.path}"),
+        event("auth.denied", reason=reason, detail=f"{request.method} {request.path}", **record),
     )
     db.session.commit()
 

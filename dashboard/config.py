@@ -37,7 +37,9 @@ def load_config(instance_path: Path, overrides: dict[str, Any] | None = None) ->
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": False,
         "PERMANENT_SESSION_LIFETIME": 8 * 3600,  # one working day
-        "WTF_CSRF_TIME_LIMIT": 8 * 3600,
+        # The CSRF token lives as long as the session (which slides with each request), so a
+        # page left open does not fail on a token that expired before the session did.
+        "WTF_CSRF_TIME_LIMIT": None,
         "SEARCH_GROUP_LIMIT": 20,
         "BABEL_DEFAULT_LOCALE": "en",
         "TRUSTED_PROXIES": 0,

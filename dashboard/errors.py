@@ -1,11 +1,13 @@
 """Error pages: a clear message, never a stack trace; fragments get fragments."""
 from __future__ import annotations
 
-from flask import Flask, render_template, request
+from flask import Flask, flash, make_response, redirect, render_template, request, url_for
+from flask_login import current_user
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from .auth import login_manager, safe_next
 from .models import db
 
 
@@ -17,11 +19,21 @@ def _render(status: int, title: str, message: str):
 def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
-        return _render(
-            400,
-            _("This form has expired"),
-            _("The page was open too long. Reload it and try again; copy what you typed first."),
-        )
+        """An expired session or form: back to a fresh page, never a raw 400 inside a fragment.
+
+        What the agent typed survives: app.js keeps form drafts in sessionStorage and puts
+        them back when the page (after logging in again, if needed) loads.
+        """
+        if not current_user.is_authenticated:
+            flash(_("Your session ended. Log in again; what you typed is kept."), "warning")
+            return login_manager.unauthorized()
+        flash(_("This form had expired. Check your entry and save again."), "warning")
+        target = safe_next(request.headers.get("HX-Current-URL") or request.referrer) or url_for("search.search")
+        if request.headers.get("HX-Request"):
+            response = make_response("", 400)
+            response.headers["HX-Redirect"] = target
+            return response
+        return redirect(target)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -3,10 +3,28 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms import HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
 
 
 class LoginForm(FlaskForm):
     username = StringField(_l("User name"), validators=[DataRequired(), Length(max=100)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
+
+
+class ReferenceEditForm(FlaskForm):
+    """One form for every reference edit; which fields matter depends on the route.
+
+    The value is checked by references.clean_value in the view, the one rule for every path.
+    """
+
+    kind = SelectField(_l("Kind"), choices=[], validate_choice=False)
+    value = StringField(_l("Value"))
+    reason = TextAreaField(_l("Reason"), validators=[Optional(), Length(max=500)])
+    version = HiddenField()
+
+    def version_number(self) -> int | None:
+        try:
+            return int(self.version.data)
+        except (TypeError, ValueError):
+            return None

@@ -1,6 +1,158 @@
-"""The audit log page, for supervisors and admins."""
+"""The audit log page, for supervisors and admins.
+
+The log can hold millions of events, so pages are cut by keyset on `seq` (`?before=<seq>`), never
+by OFFSET: every page costs one short index range scan, the first page and the ten-thousandth alike.
+What is listed is decided by `AuditFilters` and `audit_query`, so filters, the CSV export and charts
+can reuse the same query later.
+"""
 from __future__ import annotations
 
-from flask import Blueprint
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from flask import Blueprint, render_template, request
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import Select, or_, select
+from sqlalchemy.orm import Session
+
+from ..auth import require_role
+from ..htmx import wants_fragment
+from ..models import AuditEvent, AuditHead, Role, db
 
 bp = Blueprint("audit", __name__)
+
+PAGE_SIZE = 50
+REGION_ID = "audit-events"
+
+ACTION_LABELS = {
+    "reference.added": _l("Reference added"),
+    "reference.changed": _l("Reference changed"),
+    "reference.retired": _l("Reference retired"),
+    "record.imported": _l("Record imported"),
+    "auth.login": _l("Logged in"),
+    "auth.login_failed": _l("Login failed"),
+    "auth.denied": _l("Request denied"),
+    "user.created": _l("User created"),
+}
+
+ACTOR_TYPE_LABELS = {
+    "user": _l("user"),
+    "api": _l("API client"),
+    "system": _l("system"),
+    "anonymous": _l("anonymous"),
+}
+
+RECORD_TYPE_LABELS = {
+    "order": _l("order"),
+    "cart": _l("cart"),
+    "customer": _l("customer"),
+    "user": _l("user"),
+}
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    """What a supervisor narrows the log to; an empty filter is the whole log.
+
+    Every field is an exact match (each has an index that ends in `seq`, so a filtered page is
+    still a range scan); the time range is half-open, `since <= occurred_at < until`.
+    """
+
+    actor: str | None = None
+    action: str | None = None
+    kind: str | None = None
+    record_type: str | None = None
+    record_key: str | None = None
+    value: str | None = None  # the old or the new value
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def conditions(self) -> list:
+        conditions = []
+        for column, wanted in (
+            (AuditEvent.actor_name, self.actor),
+            (AuditEvent.action, self.action),
+            (AuditEvent.kind, self.kind),
+            (AuditEvent.record_type, self.record_type),
+            (AuditEvent.record_key, self.record_key),
+        ):
+            if wanted is not None:
+                conditions.append(column == wanted)
+        if self.value is not None:
+            conditions.append(or_(AuditEvent.old_value == self.value, AuditEvent.new_value == self.value))
+        if self.since is not None:
+            conditions.append(AuditEvent.occurred_at >= self.since)
+        if self.until is not None:
+            conditions.append(AuditEvent.occurred_at < self.until)
+        return conditions
+
+    @property
+    def empty(self) -> bool:
+        return not self.conditions()
+
+
+def audit_query(filters: AuditFilters) -> Select:
+    """The events a filter selects, unordered and unlimited: pages, export and charts start here."""
+    return select(AuditEvent).where(*filters.conditions())
+
+
+@dataclass
+class AuditPage:
+    events: list[AuditEvent]
+    before: int | None  # the `before` this page was asked for; None is the newest page
+    older: int | None = None  # `before` of the next older page, None when this is the oldest
+    newer: dict[str, int] | None = None  # url_for arguments of the next newer page, None when newest
+    head_seq: int = 0  # events in the whole log (the chain head), counted without a scan
+    filters: AuditFilters = field(default_factory=AuditFilters)
+
+
+def events_page(
+    session: Session, filters: AuditFilters, before: int | None = None, size: int = PAGE_SIZE
+) -> AuditPage:
+    """One page, newest first, of the events older than `before` (all when None)."""
+    query = audit_query(filters)
+    if before is not None:
+        query = query.where(AuditEvent.seq < before)
+    rows = list(session.scalars(query.order_by(AuditEvent.seq.desc()).limit(size + 1)))
+    page = AuditPage(events=rows[:size], before=before, filters=filters)
+    if len(rows) > size:
+        page.older = rows[size - 1].seq
+    if before is not None:
+        page.newer = _newer_page(session, filters, rows[0].seq if rows else before - 1, size)
+    page.head_seq = session.scalar(select(AuditHead.seq).where(AuditHead.id == 1)) or 0
+    return page
+
+
+def _newer_page(session: Session, filters: AuditFilters, newest_shown: int, size: int) -> dict[str, int] | None:
+    """The page just above this one, as `before` of the event after its newest; {} is the first page."""
+    newer = list(session.scalars(
+        select(AuditEvent.seq)
+        .where(*filters.conditions(), AuditEvent.seq > newest_shown)
+        .order_by(AuditEvent.seq.asc())
+        .limit(size + 1)
+    ))
+    if not newer:
+        return None
+    if len(newer) <= size:
+        return {}
+    return {"before": newer[size - 1] + 1}
+
+
+def _before_argument() -> int | None:
+    before = request.args.get("before", type=int)
+    return before if before is not None and before > 0 else None
+
+
+@bp.route("/audit")
+@require_role(Role.SUPERVISOR)
+def log():
+    page = events_page(db.session, AuditFilters(), _before_argument())
+    context = {
+        "page": page,
+        "action_labels": ACTION_LABELS,
+        "actor_type_labels": ACTOR_TYPE_LABELS,
+        "record_type_labels": RECORD_TYPE_LABELS,
+    }
+    if wants_fragment(REGION_ID):
+        return render_template("partials/_audit_rows.html", **context)
+    return render_template("pages/audit.html", region_id=REGION_ID, **context)

@@ -5,10 +5,14 @@ from flask import Blueprint, abort, jsonify, render_template
 from flask_babel import gettext as _
 from sqlalchemy import select, text
 
+from flask_login import current_user
+
 from ..auth import require_role
 from ..editing import edit_policy
 from ..models import AuditEvent, Cart, Customer, Order, Role, db
-from flask_login import current_user
+from ..references import Kind
+
+EDITABLE_KINDS = [kind for kind in Kind if kind != Kind.CUSTOM]
 
 bp = Blueprint("records", __name__)
 
@@ -28,19 +32,33 @@ def _timeline(record_type: str, record_key: str) -> list[AuditEvent]:
     ))
 
 
+def record_page_context(owner: Order | Cart) -> dict:
+    """What an order or cart page shows; the edit views render the same page after a post."""
+    kind = "order" if isinstance(owner, Order) else "cart"
+    key = owner.order_reference if isinstance(owner, Order) else owner.key
+    context = {
+        kind: owner,
+        "owner": owner,
+        "collection": kind + "s",
+        "record_key": key,
+        "customer": _customer(owner.customer_reference),
+        "policy": edit_policy(current_user.role, owner),
+        "timeline": _timeline(kind, key),
+        "edit_kinds": EDITABLE_KINDS,
+        "outcome": None,
+    }
+    if isinstance(owner, Cart):
+        context["order"] = owner.order
+    return context
+
+
 @bp.route("/orders/<order_reference>")
 @require_role(Role.AGENT)
 def order(order_reference: str):
     record = db.session.scalar(select(Order).where(Order.order_reference == order_reference))
     if record is None:
         abort(404, description=_("No order %(reference)s.", reference=order_reference))
-    return render_template(
-        "pages/order.html",
-        order=record,
-        customer=_customer(record.customer_reference),
-        policy=edit_policy(current_user.role, record),
-        timeline=_timeline("order", record.order_reference),
-    )
+    return render_template("pages/order.html", **record_page_context(record))
 
 
 @bp.route("/carts/<cart_key>")
@@ -49,14 +67,7 @@ def cart(cart_key: str):
     record = db.session.scalar(select(Cart).where(Cart.key == cart_key))
     if record is None:
         abort(404, description=_("No cart %(key)s.", key=cart_key))
-    return render_template(
-        "pages/cart.html",
-        cart=record,
-        order=record.order,
-        customer=_customer(record.customer_reference),
-        policy=edit_policy(current_user.role, record),
-        timeline=_timeline("cart", record.key),
-    )
+    return render_template("pages/cart.html", **record_page_context(record))
 
 
 @bp.route("/healthz")

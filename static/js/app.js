@@ -61,3 +61,57 @@
     if (event.detail.target && event.detail.target.id === "results") { select(null); }
   });
 })();
+
+// Drafts: what an agent typed into an edit form survives an expired session or form.
+// Saved when a form is sent; dropped once the server has answered with the form itself
+// (saved, refused, or a conflict: its answer shows the values); restored when the page loads
+// again after a redirect to log in.
+(function () {
+  "use strict";
+  var PREFIX = "draft:";
+  var MAX_AGE_MS = 12 * 3600 * 1000;
+
+  function fields(form) {
+    return Array.from(form.querySelectorAll("input[type=text], select, textarea"));
+  }
+
+  function save(form) {
+    var values = {};
+    fields(form).forEach(function (field) { values[field.name] = field.value; });
+    sessionStorage.setItem(PREFIX + form.dataset.draft, JSON.stringify({ at: Date.now(), values: values }));
+  }
+
+  function restore(form) {
+    var raw = sessionStorage.getItem(PREFIX + form.dataset.draft);
+    if (!raw) { return; }
+    sessionStorage.removeItem(PREFIX + form.dataset.draft);
+    var draft;
+    try { draft = JSON.parse(raw); } catch (error) { return; }
+    if (!draft || Date.now() - draft.at > MAX_AGE_MS) { return; }
+    fields(form).forEach(function (field) {
+      if (Object.prototype.hasOwnProperty.call(draft.values, field.name)) { field.value = draft.values[field.name]; }
+    });
+    var note = document.createElement("p");
+    note.className = "flash flash-warning draft-restored";
+    note.setAttribute("role", "status");
+    note.textContent = form.dataset.draftNote || "Restored what you typed. Check it and save again.";
+    form.prepend(note);
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = event.detail.elt;
+    if (form && form.matches && form.matches("form[data-draft]")) { save(form); }
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.detail.elt;
+    var xhr = event.detail.xhr;
+    if (!form || !form.matches || !form.matches("form[data-draft]") || !xhr) { return; }
+    if (!xhr.getResponseHeader("HX-Redirect") && [200, 403, 409, 422].indexOf(xhr.status) >= 0) {
+      sessionStorage.removeItem(PREFIX + form.dataset.draft);
+    }
+  });
+
+  function restoreAll() { document.querySelectorAll("form[data-draft]").forEach(restore); }
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", restoreAll); } else { restoreAll(); }
+})();

@@ -1,0 +1,234 @@
+"""Reference edits on cart and order pages, in place with htmx or as plain form posts.
+
+Each route: load the record, ask the edit policy, check the input, check the version, then one
+call to editing.apply_change and one commit. The answer is the references region (htmx) or the
+whole page; errors keep what the agent typed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from .. import auth, editing
+from ..forms import ReferenceEditForm
+from ..htmx import wants_fragment
+from ..models import Cart, Order, Reference, Role, db
+from ..references import InvalidValue, Kind, Source, clean_value, matching_key
+from ..tracking import identify_one
+from .records import EDITABLE_KINDS, record_page_context
+
+bp = Blueprint("edit", __name__)
+
+COLLECTIONS = {"orders": Order, "carts": Cart}
+
+
+@dataclass
+class PlannedChange:
+    """The change a post asks for, worked out before anything is written."""
+
+    kind: str
+    new_value: str | None
+    target: Reference | None  # the reference retired by the change, if any
+    already_done: bool = False  # the record already looks as asked: a double click writes nothing
+    current_value: str | None = None  # shown beside the agent's value on a conflict
+
+    def done_message(self) -> str:
+        return _("Reference retired.") if self.new_value is None else _("Saved.")
+
+
+@dataclass
+class Outcome:
+    """What the references region says after a post: for which form, and how it went."""
+
+    form_id: str
+    status: int = 200
+    errors: dict[str, str] = field(default_factory=dict)
+    submitted: dict[str, str] = field(default_factory=dict)
+    message: str = ""
+    warnings: list[str] = field(default_factory=list)
+    conflict: dict[str, str | None] | None = None
+
+
+def load_owner(collection: str, record_key: str) -> Order | Cart:
+    model = COLLECTIONS[collection]
+    column = Order.order_reference if model is Order else Cart.key
+    owner = db.session.scalar(select(model).where(column == record_key))
+    if owner is None:
+        abort(404, description=_("No such record: %(key)s.", key=record_key))
+    return owner
+
+
+def _respond(owner: Order | Cart, outcome: Outcome):
+    if outcome.status == 200 and not wants_fragment("references"):
+        # Post/redirect/get: a reload never posts twice.
+        flash(outcome.message, "ok")
+        for warning in outcome.warnings:
+            flash(warning, "warning")
+        return redirect(_page_url(owner))
+    context = record_page_context(owner)
+    context["outcome"] = outcome
+    template = "partials/_references.html" if wants_fragment("references") else (
+        "pages/order.html" if isinstance(owner, Order) else "pages/cart.html"
+    )
+    return render_template(template, **context), outcome.status
+
+
+def _page_url(owner: Order | Cart) -> str:
+    if isinstance(owner, Order):
+        return url_for("records.order", order_reference=owner.order_reference)
+    return url_for("records.cart", cart_key=owner.key)
+
+
+def _refuse(owner: Order | Cart, decision: editing.EditDecision, form_id: str):
+    auth.record_denied(decision.message, record_type=editing.record_type(owner), record_key=editing.record_key(owner))
+    return _respond(owner, Outcome(form_id, status=403, message=decision.message))
+
+
+def _warnings_for(owner: Order | Cart, kind: str, value: str) -> list[str]:
+    warnings = []
+    if kind == Kind.TRACKING:
+        match = identify_one(value)
+        if match is None:
+            warnings.append(_("No carrier recognises this tracking number; it was saved anyway. Check it with the customer."))
+    for record_kind, key in editing.duplicates_elsewhere(db.session, owner, value):
+        label = _("order") if record_kind == "order" else _("cart")
+        warnings.append(_("The same value is also active on %(kind)s %(key)s.", kind=label, key=key))
+    return warnings
+
+
+def _check(owner: Order | Cart, decision: editing.EditDecision, form: ReferenceEditForm,
+           outcome: Outcome, plan) -> PlannedChange | None:
+    """Validate the post; fills outcome.errors and returns None when the agent must correct it."""
+    if not form.validate_on_submit():
+        outcome.errors = {name: "; ".join(map(str, errors)) for name, errors in form.errors.items()}
+        return None
+    if decision.reason_required and not (form.reason.data or "").strip():
+        outcome.errors["reason"] = _("A supervisor change needs a reason.")
+    try:
+        change = plan(owner, form)
+    except InvalidValue as error:
+        outcome.errors["value"] = str(error)
+        return None
+    return None if outcome.errors else change
+
+
+def _conflict(outcome: Outcome, change: PlannedChange, version_missing: bool) -> Outcome:
+    db.session.rollback()
+    outcome.status = 409
+    outcome.conflict = {"current": change.current_value, "mine": change.new_value}
+    outcome.message = (
+        _("This form has no record version; reload the page. Nothing was saved.") if version_missing
+        else _("Someone else changed this record since you opened it. Nothing was saved.")
+    )
+    return outcome
+
+
+def _edit(collection: str, record_key: str, form_id: str, plan):
+    """The shared path of every edit route; `plan` turns the checked form into the change to make."""
+    owner = load_owner(collection, record_key)
+    decision = editing.edit_policy(current_user.role, owner)
+    if not decision.allowed:
+        return _refuse(owner, decision, form_id)
+    form = ReferenceEditForm()
+    outcome = Outcome(form_id, submitted={
+        "value": form.value.data or "", "reason": form.reason.data or "", "kind": form.kind.data or "",
+    })
+    change = _check(owner, decision, form, outcome, plan)
+    if change is None:
+        outcome.status = 422
+        return _respond(owner, outcome)
+    if change.already_done:
+        outcome.message = _("Already saved; nothing changed.")
+        return _respond(owner, outcome)
+    expected = form.version_number()
+    if expected is None or not editing.bump_version(db.session, owner, expected):
+        return _respond(owner, _conflict(outcome, change, expected is None))
+    editing.apply_change(
+        db.session, owner, kind=change.kind, new_value=change.new_value, target=change.target,
+        source=Source.AGENT, event=auth.event("", reason=(form.reason.data or "").strip() or None),
+    )
+    db.session.commit()
+    outcome.message = change.done_message()
+    if change.new_value is not None:
+        outcome.warnings = _warnings_for(owner, change.kind, change.new_value)
+    return _respond(owner, outcome)
+
+
+def _active_same(owner: Order | Cart, kind: str, value: str) -> bool:
+    return any(ref.active and ref.kind == kind and ref.value == value for ref in owner.references)
+
+
+def _owned_reference(owner: Order | Cart, reference_id: int) -> Reference:
+    reference = db.session.get(Reference, reference_id)
+    owner_id = reference and (reference.order_id if isinstance(owner, Order) else reference.cart_id)
+    if reference is None or owner_id != owner.id:
+        abort(404, description=_("That reference does not belong to this record."))
+    return reference
+
+
+def plan_custom(owner: Order | Cart, form: ReferenceEditForm) -> PlannedChange:
+    """Set, change or clear (empty value) the one custom order reference."""
+    value = clean_value(form.value.data, allow_empty=True) or None
+    current = editing.active_custom(db.session, owner)
+    current_value = current.value if current else None
+    return PlannedChange(Kind.CUSTOM, value, current, already_done=current_value == value,
+                         current_value=current_value)
+
+
+def plan_add(owner: Order | Cart, form: ReferenceEditForm) -> PlannedChange:
+    kind = form.kind.data
+    if kind not in EDITABLE_KINDS:
+        raise InvalidValue(_("Choose the kind of reference."))
+    value = clean_value(form.value.data)
+    return PlannedChange(kind, value, None, already_done=_active_same(owner, kind, value))
+
+
+def plan_change(reference_id: int):
+    def plan(owner: Order | Cart, form: ReferenceEditForm) -> PlannedChange:
+        target = _owned_reference(owner, reference_id)
+        value = clean_value(form.value.data)
+        done = (target.active and target.value == value) or (
+            not target.active and _active_same(owner, target.kind, value)
+        )
+        return PlannedChange(target.kind, value, target, already_done=done,
+                             current_value=target.value if target.active else None)
+    return plan
+
+
+def plan_retire(reference_id: int):
+    def plan(owner: Order | Cart, form: ReferenceEditForm) -> PlannedChange:
+        target = _owned_reference(owner, reference_id)
+        return PlannedChange(target.kind, None, target, already_done=not target.active,
+                             current_value=target.value if target.active else None)
+    return plan
+
+
+COLLECTION_PATH = "/<any(orders, carts):collection>/<record_key>"
+
+
+@bp.post(COLLECTION_PATH + "/custom-reference")
+@auth.require_role(Role.AGENT)
+def set_custom(collection: str, record_key: str):
+    return _edit(collection, record_key, "custom", plan_custom)
+
+
+@bp.post(COLLECTION_PATH + "/references")
+@auth.require_role(Role.AGENT)
+def add_reference(collection: str, record_key: str):
+    return _edit(collection, record_key, "add", plan_add)
+
+
+@bp.post(COLLECTION_PATH + "/references/<int:reference_id>")
+@auth.require_role(Role.AGENT)
+def change_reference(collection: str, record_key: str, reference_id: int):
+    return _edit(collection, record_key, f"ref-{reference_id}", plan_change(reference_id))
+
+
+@bp.post(COLLECTION_PATH + "/references/<int:reference_id>/retire")
+@auth.require_role(Role.AGENT)
+def retire_reference(collection: str, record_key: str, reference_id: int):
+    return _edit(collection, record_key, f"retire-{reference_id}", plan_retire(reference_id))

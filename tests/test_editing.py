@@ -1,0 +1,260 @@
+"""Editing rules of DESIGN.md, through the pages, on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from dashboard import audit
+from dashboard.models import AuditEvent, Cart, CartState, Order, Reference, db
+
+from .conftest import csrf_token_from, login
+from .factories import make_cart, make_customer, make_order
+
+HTMX = {"HX-Request": "true", "HX-Target": "references"}
+
+
+@pytest.fixture
+def records(both_app):
+    with both_app.app_context():
+        make_customer()
+        make_cart("quote-open", custom="PO-1", erp="SO-1")
+        make_cart("quote-locked", state=CartState.LOCKED, custom="PO-L")
+        ordered = make_cart("quote-ordered", state=CartState.ORDERED, custom="PO-O")
+        make_order("DE--1042", cart=ordered, custom="PO-O")
+        make_cart("quote-deleted", state=CartState.DELETED)
+        db.session.commit()
+    return both_app
+
+
+def _page(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    return csrf_token_from(response.get_data(as_text=True))
+
+
+def _version(app, model, key):
+    with app.app_context():
+        column = Order.order_reference if model is Order else Cart.key
+        return db.session.scalar(select(model.version).where(column == key))
+
+
+def _events(app, action=None):
+    with app.app_context():
+        statement = select(AuditEvent).order_by(AuditEvent.seq)
+        if action:
+            statement = statement.where(AuditEvent.action == action)
+        return [(e.action, e.record_key, e.kind, e.old_value, e.new_value, e.actor_name, e.reason)
+                for e in db.session.scalars(statement)]
+
+
+def _refs(app, key, kind="custom"):
+    with app.app_context():
+        cart_id = db.session.scalar(select(Cart.id).where(Cart.key == key))
+        return [(r.value, r.active) for r in db.session.scalars(
+            select(Reference).where(Reference.cart_id == cart_id, Reference.kind == kind).order_by(Reference.id))]
+
+
+def _post_custom(client, app, key, value, *, collection="carts", version=None, headers=None, **extra):
+    token = _page(client, f"/{collection}/{key}")
+    model = Cart if collection == "carts" else Order
+    data = {"csrf_token": token, "value": value,
+            "version": str(_version(app, model, key) if version is None else version), **extra}
+    if version == "":
+        data.pop("version")
+    return client.post(f"/{collection}/{key}/custom-reference", data=data, headers=headers or {})
+
+
+def test_agent_changes_custom_reference_on_open_cart(records):
+    client = records.test_client()
+    login(client, "agent")
+    before = len(_events(records))
+    response = _post_custom(client, records, "quote-open", "PO-2", headers=HTMX)
+    assert response.status_code == 200
+    assert "Saved." in response.get_data(as_text=True)
+    assert _refs(records, "quote-open") == [("PO-1", False), ("PO-2", True)]
+    events = _events(records)
+    assert len(events) == before + 1
+    assert events[-1] == ("reference.changed", "quote-open", "custom", "PO-1", "PO-2", "agent", None)
+    with records.app_context():
+        assert audit.verify_chain(db.session).ok
+
+
+def test_plain_post_without_javascript_redirects_back(records):
+    client = records.test_client()
+    login(client, "agent")
+    response = _post_custom(client, records, "quote-open", "PO-3")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/carts/quote-open")
+    assert "Saved." in client.get("/carts/quote-open").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("key", ["quote-locked", "quote-ordered", "quote-deleted"])
+def test_agent_is_refused_on_carts_that_are_not_open(records, key):
+    client = records.test_client()
+    login(client, "agent")
+    before = _refs(records, key)
+    response = _post_custom(client, records, key, "HACKED", headers=HTMX)
+    assert response.status_code == 403
+    assert _refs(records, key) == before
+    denied = _events(records, "auth.denied")
+    assert denied and denied[-1][1] == key and denied[-1][5] == "agent"
+    assert not any(e[0].startswith("reference.") and e[4] == "HACKED" for e in _events(records))
+
+
+def test_ordered_cart_answer_links_to_its_order(records):
+    client = records.test_client()
+    login(client, "supervisor")
+    response = _post_custom(client, records, "quote-ordered", "X", headers=HTMX, reason="try")
+    assert response.status_code == 403
+    assert "/orders/DE--1042" in response.get_data(as_text=True)
+
+
+def test_agent_is_refused_on_orders(records):
+    client = records.test_client()
+    login(client, "agent")
+    response = _post_custom(client, records, "DE--1042", "HACKED", collection="orders")
+    assert response.status_code == 403
+    assert _events(records, "auth.denied")[-1][1] == "DE--1042"
+
+
+def test_supervisor_needs_a_reason_on_orders(records):
+    client = records.test_client()
+    login(client, "supervisor")
+    response = _post_custom(client, records, "DE--1042", "PO-NEW", collection="orders", headers=HTMX)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "needs a reason" in page and 'value="PO-NEW"' in page
+    response = _post_custom(client, records, "DE--1042", "PO-NEW", collection="orders", headers=HTMX,
+                            reason="customer sent a corrected PO")
+    assert response.status_code == 200
+    assert _events(records)[-1][:5] == ("reference.changed", "DE--1042", "custom", "PO-O", "PO-NEW")
+    assert _events(records)[-1][6] == "customer sent a corrected PO"
+
+
+def test_supervisor_may_edit_a_locked_cart_with_a_reason(records):
+    client = records.test_client()
+    login(client, "supervisor")
+    response = _post_custom(client, records, "quote-locked", "PO-L2", reason="approved by buyer")
+    assert response.status_code == 302
+    assert _refs(records, "quote-locked")[-1] == ("PO-L2", True)
+
+
+@pytest.mark.parametrize("value,status", [("é" * 255, 200), ("é" * 256, 422)])
+def test_length_is_counted_in_characters(records, value, status):
+    client = records.test_client()
+    login(client, "agent")
+    response = _post_custom(client, records, "quote-open", value, headers=HTMX)
+    assert response.status_code == status
+    if status == 422:
+        assert "At most 255 characters" in response.get_data(as_text=True)
+        assert _refs(records, "quote-open") == [("PO-1", True)]
+    else:
+        assert _refs(records, "quote-open")[-1] == (value, True)
+
+
+@pytest.mark.parametrize("value", ["PO\n2", "PO\x002", "PO\x1b2", "PO\u20282"])
+def test_control_characters_are_refused_and_nothing_written(records, value):
+    client = records.test_client()
+    login(client, "agent")
+    before = _events(records)
+    response = _post_custom(client, records, "quote-open", value, headers=HTMX)
+    assert response.status_code == 422
+    assert "control characters" in response.get_data(as_text=True)
+    assert _events(records) == before
+
+
+def test_stale_version_answers_409_with_both_values(records):
+    client = records.test_client()
+    login(client, "agent")
+    stale = _version(records, Cart, "quote-open")
+    assert _post_custom(client, records, "quote-open", "PO-FIRST", version=stale).status_code == 302
+    response = _post_custom(client, records, "quote-open", "PO-SECOND", version=stale, headers=HTMX)
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert "PO-FIRST" in page and "PO-SECOND" in page
+    assert _refs(records, "quote-open")[-1] == ("PO-FIRST", True)
+
+
+def test_missing_version_answers_409(records):
+    client = records.test_client()
+    login(client, "agent")
+    before = _events(records)
+    response = _post_custom(client, records, "quote-open", "PO-X", version="", headers=HTMX)
+    assert response.status_code == 409
+    assert _events(records) == before
+
+
+def test_double_submit_saves_once(records):
+    client = records.test_client()
+    login(client, "agent")
+    version = _version(records, Cart, "quote-open")
+    first = _post_custom(client, records, "quote-open", "PO-TWICE", version=version, headers=HTMX)
+    second = _post_custom(client, records, "quote-open", "PO-TWICE", version=version, headers=HTMX)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert [r for r in _refs(records, "quote-open") if r[0] == "PO-TWICE"] == [("PO-TWICE", True)]
+    assert len([e for e in _events(records) if e[4] == "PO-TWICE"]) == 1
+
+
+def test_clearing_the_custom_reference_retires_it(records):
+    client = records.test_client()
+    login(client, "agent")
+    response = _post_custom(client, records, "quote-open", "   ", headers=HTMX)
+    assert response.status_code == 200
+    assert _refs(records, "quote-open") == [("PO-1", False)]
+    assert _events(records)[-1][:5] == ("reference.retired", "quote-open", "custom", "PO-1", None)
+
+
+def test_add_change_and_retire_other_kinds(records):
+    client = records.test_client()
+    login(client, "agent")
+    token = _page(client, "/carts/quote-open")
+    version = lambda: str(_version(records, Cart, "quote-open"))  # noqa: E731
+    response = client.post("/carts/quote-open/references", headers=HTMX,
+                           data={"csrf_token": token, "kind": "tracking", "value": "not-a-tracking-no", "version": version()})
+    assert response.status_code == 200
+    assert "No carrier recognises" in response.get_data(as_text=True)
+    with records.app_context():
+        erp = db.session.scalar(select(Reference).where(Reference.value == "SO-1"))
+        erp_id = erp.id
+    response = client.post(f"/carts/quote-open/references/{erp_id}", headers=HTMX,
+                           data={"csrf_token": token, "value": "SO-2", "version": version()})
+    assert response.status_code == 200
+    assert _refs(records, "quote-open", "erp") == [("SO-1", False), ("SO-2", True)]
+    with records.app_context():
+        new_id = db.session.scalar(select(Reference.id).where(Reference.value == "SO-2"))
+    response = client.post(f"/carts/quote-open/references/{new_id}/retire", headers=HTMX,
+                           data={"csrf_token": token, "version": version()})
+    assert response.status_code == 200
+    assert _refs(records, "quote-open", "erp") == [("SO-1", False), ("SO-2", False)]
+    actions = [e[0] for e in _events(records)][-3:]
+    assert actions == ["reference.added", "reference.changed", "reference.retired"]
+
+
+def test_duplicate_value_saves_with_a_warning_naming_the_other_record(records):
+    client = records.test_client()
+    login(client, "agent")
+    response = _post_custom(client, records, "quote-open", "PO-L", headers=HTMX)
+    assert response.status_code == 200
+    assert "quote-locked" in response.get_data(as_text=True)
+
+
+def test_post_without_csrf_token_is_refused(records):
+    client = records.test_client()
+    login(client, "agent")
+    response = client.post("/carts/quote-open/custom-reference", data={"value": "X", "version": "1"})
+    assert response.status_code == 400
+    assert _refs(records, "quote-open") == [("PO-1", True)]
+
+
+def test_audit_failure_leaves_the_reference_unchanged(records, monkeypatch):
+    client = records.test_client()
+    login(client, "agent")
+    token = _page(client, "/carts/quote-open")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("audit store unavailable")
+
+    monkeypatch.setattr(audit, "append_event", broken)
+    response = client.post("/carts/quote-open/custom-reference", headers=HTMX,
+                           data={"csrf_token": token, "value": "PO-LOST", "version": str(_version(records, Cart, "quote-open"))})
+    assert response.status_code == 500
+    assert _refs(records, "quote-open") == [("PO-1", True)]

@@ -240,8 +240,26 @@ def test_duplicate_value_saves_with_a_warning_naming_the_other_record(records):
 def test_post_without_csrf_token_is_refused(records):
     client = records.test_client()
     login(client, "agent")
-    response = client.post("/carts/quote-open/custom-reference", data={"value": "X", "version": "1"})
-    assert response.status_code == 400
+    client.get("/carts/quote-open")
+    response = client.post("/carts/quote-open/custom-reference", data={"value": "X", "version": "1"},
+                           headers={"Referer": "http://localhost/carts/quote-open"})
+    assert response.status_code == 302 and response.headers["Location"] == "/carts/quote-open"
+    response = client.post("/carts/quote-open/custom-reference", data={"value": "X", "version": "1"},
+                           headers={**HTMX, "HX-Current-URL": "http://localhost/carts/quote-open"})
+    assert response.status_code == 400 and response.headers["HX-Redirect"] == "/carts/quote-open"
+    assert _refs(records, "quote-open") == [("PO-1", True)]
+
+
+def test_expired_session_sends_htmx_to_login_and_back(records):
+    client = records.test_client()
+    login(client, "agent")
+    token = _page(client, "/carts/quote-open")
+    with client.session_transaction() as session:
+        session.clear()
+    response = client.post("/carts/quote-open/custom-reference", data={"csrf_token": token, "value": "X", "version": "1"},
+                           headers={**HTMX, "HX-Current-URL": "http://localhost/carts/quote-open"})
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"] == "/login?next=/carts/quote-open"
     assert _refs(records, "quote-open") == [("PO-1", True)]
 
 

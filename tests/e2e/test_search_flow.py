@@ -31,7 +31,7 @@ def test_agent_types_part_of_a_reference_opens_the_order_and_goes_back(app, new_
 
     results.get_by_role("link", name="DE--1042").click()
     expect(page.get_by_role("heading", name="Order DE--1042")).to_be_visible()
-    expect(page.locator("#references").get_by_text("PO-2026-004711")).to_be_visible()
+    expect(page.locator("#references").get_by_role("cell", name="PO-2026-004711")).to_be_visible()
     screenshot(page, "order-page")
 
     page.go_back()

@@ -1,0 +1,37 @@
+import json
+
+from sqlalchemy import select
+
+from dashboard.models import AuditEvent, User, db
+
+
+def test_users_create_reads_password_from_stdin(app):
+    result = app.test_cli_runner().invoke(args=["users", "create", "maria", "--role", "supervisor"],
+                                          input="s3cret-password\n")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.username == "maria"))
+        assert user.role == "supervisor" and user.check_password("s3cret-password")
+        assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "user.created")).record_key == "maria"
+
+
+def test_users_create_refuses_unknown_role_and_existing_name(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["users", "create", "bob", "--role", "wizard"], input="s3cret-password\n")
+    assert result.exit_code != 0 and "wizard" in result.output
+    result = runner.invoke(args=["users", "create", "agent", "--role", "agent"], input="s3cret-password\n")
+    assert result.exit_code != 0 and "already exists" in result.output
+
+
+def test_users_create_refuses_a_short_password(app):
+    result = app.test_cli_runner().invoke(args=["users", "create", "eve", "--role", "agent"], input="short\n")
+    assert result.exit_code != 0 and "at least 8" in result.output
+
+
+def test_references_identify_prints_one_json_line_per_value(app):
+    result = app.test_cli_runner().invoke(args=["references", "identify", "1Z5R89390357567127", "PO-123/45"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert len(lines) == 2
+    assert lines[0]["courier_code"] == "ups" and lines[0]["valid"] is True and lines[0]["tracking_url"]
+    assert lines[1]["key"] == "po12345" and lines[1]["tracking"] is False

@@ -13,6 +13,7 @@ from ..tracking import identify_one
 bp = Blueprint("search", __name__)
 
 GROUPS = ("orders", "carts")
+GROUP_ALL_LIMIT = 1000
 
 
 @bp.route("/")
@@ -30,13 +31,12 @@ def _results_context(query: str, group: str | None) -> dict:
     if len(query) > MAX_VALUE_LENGTH:
         context["too_long"] = True
         return context
-    shown = current_app.config["SEARCH_GROUP_LIMIT"]
-    if context["group"]:
-        shown = current_app.config.get("SEARCH_GROUP_ALL_LIMIT", 200)
-    results = run_search(db.session, query, shown=shown)
+    if context["group"]:  # "show all" of one group: look further and list everything found
+        results = run_search(db.session, query, shown=GROUP_ALL_LIMIT, candidates=GROUP_ALL_LIMIT)
+    else:
+        results = run_search(db.session, query, shown=current_app.config["SEARCH_GROUP_LIMIT"])
     context["results"] = results
-    if results.empty:
-        context["tracking_hint"] = identify_one(query)
+    context["tracking_hint"] = identify_one(query)
     return context
 
 

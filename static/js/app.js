@@ -46,7 +46,7 @@
       move(event.key === "ArrowDown" ? 1 : -1);
     } else if (event.key === "Enter" && (event.target === box || !typing(event.target))) {
       // Enter opens the selected row, or the single exact match; otherwise the form submits.
-      var row = selected() || document.querySelector("#results tr.exact-single");
+      var row = selected() || document.querySelector("#results .best-match");
       if (row && open(row)) { event.preventDefault(); }
     } else if (event.key === "Escape" && event.target === box) {
       event.preventDefault();

@@ -147,14 +147,29 @@ def _tiers_for(key: str) -> list[Tier]:
     return tiers
 
 
-def _reference_hits(session: Session, key: str, tier: Tier, limit: int) -> list[Hit]:
-    statement = (
+def reference_statement(session: Session, key: str, tier: Tier, limit: int):
+    """The query one tier runs over references (public so tests can check its plan)."""
+    return (
         select(Reference.order_id, Reference.cart_id, Reference.kind, Reference.value,
                Reference.active, Reference.key)
         .where(_tier_condition(session, Reference, tier, key))
         .limit(limit)
     )
+
+
+def term_statement(session: Session, key: str, tier: Tier, limit: int):
+    """The query one tier runs over records' own fields (public so tests can check its plan)."""
+    return (
+        select(SearchTerm.record_type, SearchTerm.record_id, SearchTerm.field,
+               SearchTerm.value, SearchTerm.key)
+        .where(_tier_condition(session, SearchTerm, tier, key))
+        .limit(limit)
+    )
+
+
+def _reference_hits(session: Session, key: str, tier: Tier, limit: int) -> list[Hit]:
     hits = []
+    statement = reference_statement(session, key, tier, limit)
     for order_id, cart_id, kind, value, active, ref_key in session.execute(statement):
         record_type, record_id = ("order", order_id) if order_id is not None else ("cart", cart_id)
         hits.append(Hit(record_type, record_id, tier, kind, value, active, ref_key, True))
@@ -162,12 +177,7 @@ def _reference_hits(session: Session, key: str, tier: Tier, limit: int) -> list[
 
 
 def _term_hits(session: Session, key: str, tier: Tier, limit: int) -> list[Hit]:
-    statement = (
-        select(SearchTerm.record_type, SearchTerm.record_id, SearchTerm.field,
-               SearchTerm.value, SearchTerm.key)
-        .where(_tier_condition(session, SearchTerm, tier, key))
-        .limit(limit)
-    )
+    statement = term_statement(session, key, tier, limit)
     hits: list[Hit] = []
     customer_terms: list[tuple] = []
     for record_type, record_id, field_name, value, term_key in session.execute(statement):

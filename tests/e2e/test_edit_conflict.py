@@ -1,0 +1,55 @@
+from playwright.sync_api import expect
+
+from dashboard.models import db
+
+from ..factories import make_cart, make_customer
+from .conftest import log_in, screenshot
+
+
+def test_two_agents_edit_one_cart_the_second_sees_the_conflict(app, new_page):
+    with app.app_context():
+        make_customer()
+        make_cart("quote-777", name="Monitors", custom="PO-OLD")
+        db.session.commit()
+
+    first, second = new_page(), new_page()
+    for page, user in ((first, "agent"), (second, "agent")):
+        log_in(page, user, path="/carts/quote-777")
+        expect(page.get_by_role("heading", name="Cart quote-777")).to_be_visible()
+
+    first_box = first.get_by_label("Custom order reference", exact=True)
+    first_box.fill("PO-FIRST")
+    first.locator("#references").get_by_role("button", name="Save").first.click()
+    expect(first.locator("#references").get_by_role("status")).to_contain_text("Saved.")
+    expect(first.locator("#references").get_by_role("cell", name="PO-FIRST")).to_be_visible()
+
+    second_box = second.get_by_label("Custom order reference", exact=True)
+    second_box.fill("PO-SECOND")
+    second.locator("#references").get_by_role("button", name="Save").first.click()
+    conflict = second.locator(".conflict")
+    expect(conflict).to_contain_text("Someone else changed this record")
+    expect(conflict.get_by_test_id("conflict-current")).to_have_text("PO-FIRST")
+    expect(conflict.get_by_test_id("conflict-mine")).to_have_text("PO-SECOND")
+    expect(second.get_by_label("Custom order reference", exact=True)).to_have_value("PO-SECOND")
+    screenshot(second, "edit-conflict")
+
+    supervisor = new_page()
+    log_in(supervisor, "supervisor", path="/audit")
+    change = supervisor.locator("tr", has_text="PO-FIRST").filter(has_text="quote-777")
+    expect(change.first).to_contain_text("PO-OLD")
+    expect(change.first).to_contain_text("agent")
+    expect(supervisor.locator("tr", has_text="PO-SECOND")).to_have_count(0)
+    screenshot(supervisor, "audit-log")
+
+
+def test_the_change_list_follows_an_in_place_edit(app, new_page):
+    with app.app_context():
+        make_customer()
+        make_cart("quote-778", name="Desks", custom="PO-A")
+        db.session.commit()
+    page = new_page()
+    log_in(page, "agent", path="/carts/quote-778")
+    page.get_by_label("Custom order reference", exact=True).fill("PO-B")
+    page.locator("#references").get_by_role("button", name="Save").first.click()
+    expect(page.locator("#timeline")).to_contain_text("reference.changed")
+    expect(page.locator("#timeline ins").first).to_have_text("PO-B")

@@ -107,3 +107,61 @@ def test_one_edit_variants_cover_each_typo():
     variants = one_edit_variants("abcdef")
     assert {"abdcef", "abcde", "abcdeff", "abcxef"} <= variants
     assert "abcdef" not in variants and "badcfe" not in variants
+
+
+@pytest.mark.parametrize(
+    "stored,typed",
+    [
+        ("ÄR-12", "är-12"),
+        ("ÄR-12", "ÄR12"),
+        ("PO-123/45", "po 12345"),
+        ("PO-123/45", "po\u00a0123\u200b45"),
+        ("PO-123/45", "ＰＯ－１２３／４５"),
+        ("PO 123 45", "PO.123#45"),
+        ("straße-9", "STRASSE 9"),
+        ("PO\u2011123\u201345", "po-12345"),
+    ],
+)
+def test_spellings_match_each_other_exactly(both_app, stored, typed):
+    with both_app.app_context():
+        make_cart("quote-n1", name="n", custom=stored)
+        db.session.commit()
+    _, _, carts = _find(both_app, typed)
+    assert carts["quote-n1"].tier == Tier.EXACT and carts["quote-n1"].value == stored
+
+
+@pytest.mark.parametrize("typed", ["ABCDEX", "ABDCEF", "ABCDE", "ABCDEFG", "XABCDEF"])
+def test_similar_tier_one_typo_of_each_sort(both_app, typed):
+    with both_app.app_context():
+        make_cart("quote-s1", name="n", custom="ABCDEF")
+        db.session.commit()
+    _, _, carts = _find(both_app, typed)
+    expected = {"ABCDE": Tier.PREFIX, "XABCDEF": Tier.SIMILAR}.get(typed, Tier.SIMILAR)
+    assert carts["quote-s1"].tier == expected
+
+
+def test_no_typo_matches_for_short_keys_or_two_typos(both_app):
+    with both_app.app_context():
+        make_cart("quote-s2", name="n", custom="ABCDE")
+        make_cart("quote-s3", name="m", custom="KLMNOPQ")
+        db.session.commit()
+    results, _, carts = _find(both_app, "ABCDX")  # 5 characters: one typo, but too short
+    assert "quote-s2" not in carts
+    results, _, carts = _find(both_app, "KLMNXYQ")  # two characters wrong
+    assert "quote-s3" not in carts
+
+
+def test_within_a_tier_active_before_retired_and_open_carts_first(both_app):
+    from datetime import datetime, timezone
+
+    with both_app.app_context():
+        make_cart("quote-r1", name="a", state=CartState.DELETED, custom="PO-RANK-1")
+        make_cart("quote-r2", name="b", custom="PO-RANK-2")
+        old = make_order("DE--7001", placed_at=datetime(2025, 1, 1, tzinfo=timezone.utc), custom="PO-RANK-3")
+        make_order("DE--7002", placed_at=datetime(2026, 6, 1, tzinfo=timezone.utc), custom="PO-RANK-4")
+        retired = make_order("DE--7003", placed_at=datetime(2026, 9, 1, tzinfo=timezone.utc))
+        add_reference(retired, "erp", "PO-RANK-5", active=False)
+        db.session.commit()
+    results, _, _ = _find(both_app, "PO-RANK")
+    assert [row.record.key for row in results.carts.rows] == ["quote-r2", "quote-r1"]
+    assert [row.record.order_reference for row in results.orders.rows] == ["DE--7002", "DE--7001", "DE--7003"]

@@ -47,17 +47,24 @@ def live_server(app: Flask) -> Iterator[str]:
 @pytest.fixture
 def new_page(browser: Browser, live_server: str):
     """A fresh browser context (its own cookies) per call: two calls are two agents."""
-    contexts = []
+    contexts, console_errors = [], []
 
     def make(width: int = 1280, height: int = 900) -> Page:
         context = browser.new_context(base_url=live_server, viewport={"width": width, "height": height})
         context.set_default_timeout(10_000)
         contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+        # Script errors and Content-Security-Policy violations show up here; none are expected.
+        page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
+        page.on("pageerror", lambda error: console_errors.append(str(error)))
+        return page
 
     yield make
     for context in contexts:
         context.close()
+    expected = ("status of 4", "status of 5")  # refused requests a test provokes on purpose
+    unexpected = [text for text in console_errors if not any(part in text for part in expected)]
+    assert not unexpected, unexpected
 
 
 def log_in(page: Page, username: str, password: str = PASSWORD, path: str = "/search") -> None:

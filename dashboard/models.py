@@ -249,7 +249,7 @@ class AuditEvent(db.Model):
     actor_role: Mapped[str | None] = mapped_column(String(16))
     action: Mapped[str] = mapped_column(String(40))
     record_type: Mapped[str | None] = mapped_column(String(16))
-    record_key: Mapped[str | None] = mapped_column(String(64))
+    record_key: Mapped[str | None] = mapped_column(String(255))
     kind: Mapped[str | None] = mapped_column(String(16))
     old_value: Mapped[str | None] = mapped_column(Text)
     new_value: Mapped[str | None] = mapped_column(Text)

@@ -39,6 +39,14 @@ SQLITE_AUDIT_GUARD = [
             SELECT RAISE(ABORT, 'audit_events is append-only');
         END"""
     for operation in ("UPDATE", "DELETE")
+] + [
+    """CREATE TRIGGER IF NOT EXISTS audit_head_forward BEFORE UPDATE ON audit_head
+        WHEN NEW.seq < OLD.seq BEGIN
+            SELECT RAISE(ABORT, 'audit_head only moves forward');
+        END""",
+    """CREATE TRIGGER IF NOT EXISTS audit_head_no_delete BEFORE DELETE ON audit_head BEGIN
+            SELECT RAISE(ABORT, 'audit_head only moves forward');
+        END""",
 ]
 
 POSTGRES_AUDIT_GUARD = [
@@ -53,6 +61,18 @@ POSTGRES_AUDIT_GUARD = [
     "DROP TRIGGER IF EXISTS audit_events_no_truncate ON audit_events",
     """CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
         FOR EACH STATEMENT EXECUTE FUNCTION audit_events_refuse_change()""",
+    # The chain head only moves forward: rewinding it would hide events cut off the end.
+    """CREATE OR REPLACE FUNCTION audit_head_only_forward() RETURNS trigger AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' OR NEW.seq < OLD.seq THEN
+            RAISE EXCEPTION 'audit_head only moves forward';
+        END IF;
+        RETURN NEW;
+    END;
+    $$ LANGUAGE plpgsql""",
+    "DROP TRIGGER IF EXISTS audit_head_forward ON audit_head",
+    """CREATE TRIGGER audit_head_forward BEFORE UPDATE OR DELETE ON audit_head
+        FOR EACH ROW EXECUTE FUNCTION audit_head_only_forward()""",
 ]
 
 

@@ -400,3 +400,16 @@ def test_a_denied_request_is_an_event(both_app: Flask):
         assert event.reason
         assert event.request_id == response.headers["X-Request-Id"]
         assert verify_chain(db.session).ok
+
+
+def test_the_chain_head_only_moves_forward(both_app):
+    """Rewinding the head would hide events cut off the end of the chain."""
+    with both_app.app_context():
+        audit.append_event(db.session, EventData(action="test.event", actor=audit.SYSTEM))
+        db.session.commit()
+        with pytest.raises(DBAPIError, match="only moves forward"):
+            db.session.connection().exec_driver_sql("UPDATE audit_head SET seq = 0")
+        db.session.rollback()
+        with pytest.raises(DBAPIError, match="only moves forward"):
+            db.session.connection().exec_driver_sql("DELETE FROM audit_head")
+        db.session.rollback()

@@ -276,3 +276,32 @@ def test_audit_failure_leaves_the_reference_unchanged(records, monkeypatch):
                            data={"csrf_token": token, "value": "PO-LOST", "version": str(_version(records, Cart, "quote-open"))})
     assert response.status_code == 500
     assert _refs(records, "quote-open") == [("PO-1", True)]
+
+
+def test_two_agents_saving_at_the_same_moment_one_wins(records):
+    import threading
+
+    clients = [records.test_client(), records.test_client()]
+    for client in clients:
+        login(client, "agent")
+    tokens = [_page(client, "/carts/quote-open") for client in clients]
+    version = str(_version(records, Cart, "quote-open"))
+    start, statuses = threading.Barrier(2), {}
+
+    def save(index: int) -> None:
+        start.wait()
+        response = clients[index].post("/carts/quote-open/custom-reference", headers=HTMX, data={
+            "csrf_token": tokens[index], "value": f"PO-RACE-{index}", "version": version})
+        statuses[index] = response.status_code
+
+    threads = [threading.Thread(target=save, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses.values()) == [200, 409]
+    winner = next(index for index, status in statuses.items() if status == 200)
+    assert _refs(records, "quote-open")[-1] == (f"PO-RACE-{winner}", True)
+    assert len([e for e in _events(records) if (e[4] or "").startswith("PO-RACE")]) == 1
+    with records.app_context():
+        assert audit.verify_chain(db.session).ok

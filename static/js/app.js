@@ -115,3 +115,26 @@
   function restoreAll() { document.querySelectorAll("form[data-draft]").forEach(restore); }
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", restoreAll); } else { restoreAll(); }
 })();
+
+// Answers htmx does not swap (server errors, a lost connection) still say something.
+(function () {
+  "use strict";
+  function show(text) {
+    var box = document.getElementById("request-problem");
+    if (!box) { return; }
+    box.textContent = text;
+    box.hidden = false;
+  }
+  document.addEventListener("htmx:responseError", function (event) {
+    var box = document.getElementById("request-problem");
+    if (box) { show(box.dataset.messageServer.replace("STATUS", String(event.detail.xhr.status))); }
+  });
+  document.addEventListener("htmx:sendError", function () {
+    var box = document.getElementById("request-problem");
+    if (box) { show(box.dataset.messageNetwork); }
+  });
+  document.addEventListener("htmx:beforeRequest", function () {
+    var box = document.getElementById("request-problem");
+    if (box) { box.hidden = true; }
+  });
+})();

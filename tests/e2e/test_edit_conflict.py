@@ -53,3 +53,22 @@ def test_the_change_list_follows_an_in_place_edit(app, new_page):
     page.locator("#references").get_by_role("button", name="Save").first.click()
     expect(page.locator("#timeline")).to_contain_text("reference.changed")
     expect(page.locator("#timeline ins").first).to_have_text("PO-B")
+
+
+def test_a_cart_locked_while_the_page_was_open_answers_in_place(app, new_page):
+    from sqlalchemy import update
+
+    from dashboard.models import Cart, CartState
+
+    with app.app_context():
+        make_customer()
+        make_cart("quote-779", name="Lamps", custom="PO-A")
+        db.session.commit()
+    page = new_page()
+    log_in(page, "agent", path="/carts/quote-779")
+    with app.app_context():  # the buyer sends the cart for approval meanwhile
+        db.session.execute(update(Cart).where(Cart.key == "quote-779").values(state=CartState.LOCKED))
+        db.session.commit()
+    page.get_by_label("Custom order reference", exact=True).fill("PO-B")
+    page.locator("#references").get_by_role("button", name="Save").first.click()
+    expect(page.locator("#references")).to_contain_text("only a supervisor may change it")

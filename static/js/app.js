@@ -94,7 +94,7 @@
     var note = document.createElement("p");
     note.className = "flash flash-warning draft-restored";
     note.setAttribute("role", "status");
-    note.textContent = form.dataset.draftNote || "Restored what you typed. Check it and save again.";
+    note.textContent = form.dataset.draftNote;
     form.prepend(note);
   }
 

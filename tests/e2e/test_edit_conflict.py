@@ -72,3 +72,27 @@ def test_a_cart_locked_while_the_page_was_open_answers_in_place(app, new_page):
     page.get_by_label("Custom order reference", exact=True).fill("PO-B")
     page.locator("#references").get_by_role("button", name="Save").first.click()
     expect(page.locator("#references")).to_contain_text("only a supervisor may change it")
+
+
+def test_typing_survives_an_expired_session(app, new_page):
+    with app.app_context():
+        make_customer()
+        make_cart("quote-780", name="Shelves", custom="PO-A")
+        db.session.commit()
+    page = new_page()
+    log_in(page, "agent", path="/carts/quote-780")
+    page.get_by_label("Custom order reference", exact=True).fill("PO-TYPED-BEFORE-EXPIRY")
+    page.context.clear_cookies()  # the session ends while the page stays open
+    page.locator("#references").get_by_role("button", name="Save").first.click()
+
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    expect(page.get_by_text("Your session ended")).to_be_visible()
+    page.get_by_label("User name").fill("agent")
+    page.get_by_label("Password").fill("correct horse battery")
+    page.get_by_role("button", name="Log in").click()
+
+    expect(page.get_by_role("heading", name="Cart quote-780")).to_be_visible()
+    expect(page.get_by_label("Custom order reference", exact=True)).to_have_value("PO-TYPED-BEFORE-EXPIRY")
+    expect(page.get_by_text("Restored what you typed")).to_be_visible()
+    page.locator("#references").get_by_role("button", name="Save").first.click()
+    expect(page.locator("#references").get_by_role("cell", name="PO-TYPED-BEFORE-EXPIRY")).to_be_visible()

@@ -5,7 +5,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, g
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.pool import NullPool

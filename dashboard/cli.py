@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import AppGroup
 
 from . import PROJECT_ROOT, audit

@@ -6,7 +6,7 @@ and TRUNCATE on the audit table, so the log is append-only at the database level
 """
 from __future__ import annotations
 
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
 from .audit import ensure_head

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from dashboard import audit
 from dashboard.models import AuditEvent, Cart, CartState, Order, Reference, db

@@ -157,7 +157,7 @@ def test_within_a_tier_active_before_retired_and_open_carts_first(both_app):
     with both_app.app_context():
         make_cart("quote-r1", name="a", state=CartState.DELETED, custom="PO-RANK-1")
         make_cart("quote-r2", name="b", custom="PO-RANK-2")
-        old = make_order("DE--7001", placed_at=datetime(2025, 1, 1, tzinfo=timezone.utc), custom="PO-RANK-3")
+        make_order("DE--7001", placed_at=datetime(2025, 1, 1, tzinfo=timezone.utc), custom="PO-RANK-3")
         make_order("DE--7002", placed_at=datetime(2026, 6, 1, tzinfo=timezone.utc), custom="PO-RANK-4")
         retired = make_order("DE--7003", placed_at=datetime(2026, 9, 1, tzinfo=timezone.utc))
         add_reference(retired, "erp", "PO-RANK-5", active=False)

@@ -8,22 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 
 from .. import auth, editing
 from ..forms import ReferenceEditForm
 from ..htmx import wants_fragment
 from ..models import Cart, Order, Reference, Role, db
-from ..references import InvalidValue, Kind, Source, clean_value, matching_key
+from ..references import InvalidValue, Kind, Source, clean_value
 from ..tracking import identify_one
-from .records import EDITABLE_KINDS, record_page_context
+from .records import EDITABLE_KINDS, load_owner, page_template, record_page_context
 
 bp = Blueprint("edit", __name__)
 
-COLLECTIONS = {"orders": Order, "carts": Cart}
 
 
 @dataclass
@@ -53,15 +51,6 @@ class Outcome:
     conflict: dict[str, str | None] | None = None
 
 
-def load_owner(collection: str, record_key: str) -> Order | Cart:
-    model = COLLECTIONS[collection]
-    column = Order.order_reference if model is Order else Cart.key
-    owner = db.session.scalar(select(model).where(column == record_key))
-    if owner is None:
-        abort(404, description=_("No such record: %(key)s.", key=record_key))
-    return owner
-
-
 def _respond(owner: Order | Cart, outcome: Outcome):
     if outcome.status == 200 and not wants_fragment("references"):
         # Post/redirect/get: a reload never posts twice.
@@ -71,9 +60,7 @@ def _respond(owner: Order | Cart, outcome: Outcome):
         return redirect(_page_url(owner))
     context = record_page_context(owner)
     context["outcome"] = outcome
-    template = "partials/_references.html" if wants_fragment("references") else (
-        "pages/order.html" if isinstance(owner, Order) else "pages/cart.html"
-    )
+    template = "partials/_references.html" if wants_fragment("references") else page_template(owner)
     return render_template(template, **context), outcome.status
 
 

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify, render_template
 from flask_babel import gettext as _
+from flask_login import current_user
 from sqlalchemy import select, text
 
-from flask_login import current_user
-
 from ..auth import require_role
-from ..editing import edit_policy
+from ..editing import edit_policy, record_key, record_type
 from ..models import AuditEvent, Cart, Customer, Order, Role, db
 from ..references import Kind
 
@@ -32,10 +31,23 @@ def _timeline(record_type: str, record_key: str) -> list[AuditEvent]:
     ))
 
 
+COLLECTIONS: dict[str, type[Order] | type[Cart]] = {"orders": Order, "carts": Cart}
+
+
+def load_owner(collection: str, record_key: str) -> Order | Cart:
+    """The order or cart a URL names, or a 404 that says which one was not found."""
+    model = COLLECTIONS[collection]
+    column = Order.order_reference if model is Order else Cart.key
+    owner = db.session.scalar(select(model).where(column == record_key))
+    if owner is None:
+        message = _("No order %(key)s.", key=record_key) if model is Order else _("No cart %(key)s.", key=record_key)
+        abort(404, description=message)
+    return owner
+
+
 def record_page_context(owner: Order | Cart) -> dict:
     """What an order or cart page shows; the edit views render the same page after a post."""
-    kind = "order" if isinstance(owner, Order) else "cart"
-    key = owner.order_reference if isinstance(owner, Order) else owner.key
+    kind, key = record_type(owner), record_key(owner)
     context = {
         kind: owner,
         "owner": owner,
@@ -52,22 +64,22 @@ def record_page_context(owner: Order | Cart) -> dict:
     return context
 
 
+def page_template(owner: Order | Cart) -> str:
+    return "pages/order.html" if isinstance(owner, Order) else "pages/cart.html"
+
+
 @bp.route("/orders/<order_reference>")
 @require_role(Role.AGENT)
 def order(order_reference: str):
-    record = db.session.scalar(select(Order).where(Order.order_reference == order_reference))
-    if record is None:
-        abort(404, description=_("No order %(reference)s.", reference=order_reference))
-    return render_template("pages/order.html", **record_page_context(record))
+    owner = load_owner("orders", order_reference)
+    return render_template(page_template(owner), **record_page_context(owner))
 
 
 @bp.route("/carts/<cart_key>")
 @require_role(Role.AGENT)
 def cart(cart_key: str):
-    record = db.session.scalar(select(Cart).where(Cart.key == cart_key))
-    if record is None:
-        abort(404, description=_("No cart %(key)s.", key=cart_key))
-    return render_template("pages/cart.html", **record_page_context(record))
+    owner = load_owner("carts", cart_key)
+    return render_template(page_template(owner), **record_page_context(owner))
 
 
 @bp.route("/healthz")

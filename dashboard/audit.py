@@ -150,6 +150,7 @@ class VerifyResult:
     checked: int
     problem: str | None = None
     seq: int | None = None
+    last_hash: str | None = None  # kept outside the database, it proves the chain was not rewritten
 
 
 def _rows(session: Session) -> Iterator[dict]:
@@ -186,7 +187,7 @@ def verify_chain(session: Session) -> VerifyResult:
         prev_hash, expected_seq, checked = row["hash"], seq + 1, checked + 1
     last_seq = expected_seq - 1
     if head_before is None:
-        return VerifyResult(True, checked)
+        return VerifyResult(True, checked, last_hash=prev_hash)
     before_seq, before_hash = head_before
     if last_seq < before_seq or (last_seq == before_seq and prev_hash != before_hash):
         return VerifyResult(
@@ -198,4 +199,4 @@ def verify_chain(session: Session) -> VerifyResult:
             return VerifyResult(
                 False, checked, f"event {after_seq + 1} lies beyond the chain head (at {after_seq})", after_seq + 1
             )
-    return VerifyResult(True, checked)
+    return VerifyResult(True, checked, last_hash=prev_hash)

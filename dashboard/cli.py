@@ -76,7 +76,7 @@ def audit_verify() -> None:
     """Check the hash chain; exit 1 naming the first broken event."""
     result = audit.verify_chain(db.session)
     if result.ok:
-        click.echo(f"audit log intact: {result.checked} events")
+        click.echo(f"audit log intact: {result.checked} events, last hash {result.last_hash}")
         return
     click.echo(f"audit log BROKEN at event {result.seq}: {result.problem}", err=True)
     sys.exit(1)

@@ -1,22 +1,33 @@
 """The read side: find orders and carts by any reference, in tiers, and say why each matched.
 
 Tiers, best first: exact key, prefix, contains (3+ characters), similar (one typo, 6+ characters).
-Every tier reads an index: the B-tree on `key` for exact, prefix (a byte-wise range, no LIKE) and
-similar (the query's one-edit variants, looked up exactly); FTS5 trigram (SQLite) or pg_trgm GIN
-(PostgreSQL) for contains. Typed input only ever reaches the database as a bound parameter.
+Every tier reads an index over the matching key, in references and in the search terms of records'
+own fields:
+
+- exact and prefix: one range scan of the key B-tree (`key >= k AND key < k + U+10FFFF`, byte-wise
+  on both databases); the exact key sorts first in that range;
+- contains: the FTS5 trigram index (SQLite) or the pg_trgm GIN index (PostgreSQL);
+- similar: the query's one-edit variants, looked up exactly in the key B-tree, passed as one
+  array parameter.
+
+A weaker tier only fills what the stronger ones left of the candidate budget, so a short query that
+matches a million keys costs no more than one that matches two hundred. The hot path is plain SQL
+with bound parameters (no user text is ever part of the SQL); the ORM would add milliseconds.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import IntEnum
 from string import ascii_lowercase, digits
 
-from sqlalchemy import Integer, and_, func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from .models import Cart, CartState, Order
 from .references import highlight_span, matching_key
-from .models import Cart, CartState, Customer, Order, Reference, SearchTerm
 
 MIN_CONTAINS = 3
 MIN_SIMILAR = 6
@@ -47,7 +58,6 @@ class Hit:
     value: str
     active: bool
     key: str
-    is_reference: bool
 
     def rank(self) -> tuple[int, int]:
         return (self.tier, 0 if self.active else 1)
@@ -60,9 +70,34 @@ class Hit:
         return (start, len(query_key)) if start >= 0 else None
 
 
+@dataclass(frozen=True)
+class OrderSummary:
+    id: int
+    order_reference: str
+    status: str
+    name: str | None
+    customer_reference: str | None
+    email: str | None
+    placed_at: datetime
+    grand_total: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class CartSummary:
+    id: int
+    key: str
+    name: str
+    state: str
+    customer_reference: str | None
+    updated_at: datetime
+    grand_total: int
+    currency: str
+
+
 @dataclass
 class ResultRow:
-    record: Order | Cart
+    record: OrderSummary | CartSummary
     hit: Hit
 
     def highlight(self, query_key: str) -> tuple[int, int] | None:
@@ -75,7 +110,7 @@ class ResultRow:
 class Group:
     rows: list[ResultRow] = field(default_factory=list)
     total: int = 0
-    more: bool = False  # the candidate limit was reached: total is a lower bound
+    more: bool = False  # the candidate budget ran out: total is a lower bound
 
 
 @dataclass
@@ -112,104 +147,117 @@ def one_edit_variants(key: str) -> set[str]:
     return variants
 
 
-def _escape_like(text_value: str) -> str:
-    return text_value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+# --- SQL: one statement per tier and source; conditions differ by database -----------------------
+
+REFERENCE_SELECT = 'SELECT r.order_id, r.cart_id, r.kind, r.value, r.active, r.key FROM "references" r'
+TERM_SELECT = "SELECT t.record_type, t.record_id, t.field, t.value, t.key FROM search_terms t"
+SOURCES = {"references": ("r", REFERENCE_SELECT), "search_terms": ("t", TERM_SELECT)}
 
 
-def _tier_condition(session: Session, model, tier: Tier, key: str):
-    column = model.key
-    if tier == Tier.EXACT:
-        return column == key
-    if tier == Tier.PREFIX:
-        return and_(column > key, column < key + TOP)
-    if tier == Tier.CONTAINS:
-        not_prefix = func.substr(column, 1, len(key)) != key
-        if session.get_bind().dialect.name == "sqlite":
-            fts = "references_fts" if model is Reference else "search_terms_fts"
-            # Keys hold only letters and digits, so the pattern has no wildcard of the user's;
-            # the trigram index answers LIKE, and instr() keeps the check exact.
-            matching = (
-                text(f"SELECT rowid FROM {fts} WHERE key LIKE :pattern")
-                .bindparams(pattern=f"%{key}%")
-                .columns(rowid=Integer)
-            )
-            return and_(model.id.in_(matching), func.instr(column, key) > 0, not_prefix)
-        return and_(column.like(f"%{_escape_like(key)}%", escape="\\"), not_prefix)
-    return column.in_(sorted(one_edit_variants(key)))
+def _in_list(dialect: str, column: str, parameter: str) -> str:
+    """`column` is one of a list passed as ONE parameter: a JSON array (SQLite) or an array (PostgreSQL)."""
+    if dialect == "sqlite":
+        return f"{column} IN (SELECT value FROM json_each(:{parameter}))"
+    return f"{column} = ANY(:{parameter})"
 
 
-def _tiers_for(key: str) -> list[Tier]:
-    tiers = [Tier.EXACT, Tier.PREFIX]
-    if len(key) >= MIN_CONTAINS:
-        tiers.append(Tier.CONTAINS)
-    if len(key) >= MIN_SIMILAR:
-        tiers.append(Tier.SIMILAR)
-    return tiers
+def tier_sql(dialect: str, source: str, tier: Tier) -> str:
+    """The SQL a tier runs over one source (references or search_terms); public for plan tests."""
+    alias, head = SOURCES[source]
+    if tier in (Tier.EXACT, Tier.PREFIX):
+        return f"{head} WHERE {alias}.key >= :key AND {alias}.key < :upper ORDER BY {alias}.key LIMIT :limit"
+    if tier == Tier.SIMILAR:
+        return f"{head} WHERE {_in_list(dialect, alias + '.key', 'variants')} LIMIT :limit"
+    if dialect == "sqlite":
+        # Driven by the trigram index; keys hold only letters and digits, so the pattern has no
+        # wildcard of the user's. instr() > 1: prefix matches were found by the range scan.
+        return (f"{head} JOIN {source}_fts f ON f.rowid = {alias}.id "
+                f"WHERE f.key LIKE :pattern AND instr({alias}.key, :key) > 1 LIMIT :limit")
+    return f"{head} WHERE {alias}.key LIKE :pattern AND strpos({alias}.key, :key) > 1 LIMIT :limit"
 
 
-def reference_statement(session: Session, key: str, tier: Tier, limit: int):
-    """The query one tier runs over references (public so tests can check its plan)."""
-    return (
-        select(Reference.order_id, Reference.cart_id, Reference.kind, Reference.value,
-               Reference.active, Reference.key)
-        .where(_tier_condition(session, Reference, tier, key))
-        .limit(limit)
-    )
+def tier_parameters(dialect: str, tier: Tier, key: str, limit: int) -> dict:
+    parameters: dict = {"key": key, "limit": limit}
+    if tier in (Tier.EXACT, Tier.PREFIX):
+        parameters["upper"] = key + TOP
+    elif tier == Tier.CONTAINS:
+        parameters["pattern"] = f"%{key}%"
+    else:
+        variants = sorted(one_edit_variants(key))
+        parameters["variants"] = json.dumps(variants) if dialect == "sqlite" else variants
+    return parameters
 
 
-def term_statement(session: Session, key: str, tier: Tier, limit: int):
-    """The query one tier runs over records' own fields (public so tests can check its plan)."""
-    return (
-        select(SearchTerm.record_type, SearchTerm.record_id, SearchTerm.field,
-               SearchTerm.value, SearchTerm.key)
-        .where(_tier_condition(session, SearchTerm, tier, key))
-        .limit(limit)
-    )
+def _ids_parameter(dialect: str, ids: Sequence) -> object:
+    return json.dumps(list(ids)) if dialect == "sqlite" else list(ids)
 
 
-def _reference_hits(session: Session, key: str, tier: Tier, limit: int) -> list[Hit]:
-    hits = []
-    statement = reference_statement(session, key, tier, limit)
-    for order_id, cart_id, kind, value, active, ref_key in session.execute(statement):
-        record_type, record_id = ("order", order_id) if order_id is not None else ("cart", cart_id)
-        hits.append(Hit(record_type, record_id, tier, kind, value, active, ref_key, True))
-    return hits
+# --- collecting hits -----------------------------------------------------------------------------
+
+def _classify(tier: Tier, key: str, found_key: str) -> Tier:
+    if tier in (Tier.EXACT, Tier.PREFIX):
+        return Tier.EXACT if found_key == key else Tier.PREFIX
+    return tier
 
 
-def _term_hits(session: Session, key: str, tier: Tier, limit: int) -> list[Hit]:
-    statement = term_statement(session, key, tier, limit)
+def _source_hits(session: Session, source: str, tier: Tier, key: str, limit: int) -> list[Hit]:
+    dialect = session.get_bind().dialect.name
+    rows = session.execute(text(tier_sql(dialect, source, tier)), tier_parameters(dialect, tier, key, limit)).all()
     hits: list[Hit] = []
     customer_terms: list[tuple] = []
-    for record_type, record_id, field_name, value, term_key in session.execute(statement):
-        if record_type == "customer":
-            customer_terms.append((record_id, field_name, value, term_key))
+    for row in rows:
+        if source == "references":
+            order_id, cart_id, kind, value, active, found_key = row
+            owner = ("order", order_id) if order_id is not None else ("cart", cart_id)
+            hits.append(Hit(*owner, _classify(tier, key, found_key), kind, value, bool(active), found_key))
+        elif row.record_type == "customer":
+            customer_terms.append(row)
         else:
-            hits.append(Hit(record_type, record_id, tier, field_name, value, True, term_key, False))
-    hits.extend(_customer_hits(session, customer_terms, tier, limit))
-    return hits
+            hits.append(Hit(row.record_type, row.record_id, _classify(tier, key, row.key), row.field,
+                            row.value, True, row.key))
+    return hits + _customer_hits(session, customer_terms, tier, key, limit)
 
 
-def _customer_hits(session: Session, terms: list[tuple], tier: Tier, limit: int) -> list[Hit]:
-    """A matching customer field leads to that customer's orders and carts."""
+def _customer_hits(session: Session, terms: list, tier: Tier, key: str, limit: int) -> list[Hit]:
+    """A matching customer field (reference, e-mail) leads to that customer's orders and carts."""
     if not terms:
         return []
-    by_customer = {customer_id: (field_name, value, key) for customer_id, field_name, value, key in terms}
-    references = dict(
-        session.execute(
-            select(Customer.customer_reference, Customer.id).where(Customer.id.in_(by_customer))
-        ).all()
-    )
+    dialect = session.get_bind().dialect.name
+    by_customer = {term.record_id: term for term in terms}
     hits = []
-    for model, record_type in ((Order, "order"), (Cart, "cart")):
+    for table, record_type in (("orders", "order"), ("carts", "cart")):
         rows = session.execute(
-            select(model.id, model.customer_reference)
-            .where(model.customer_reference.in_(references))
-            .limit(limit)
-        )
-        for record_id, customer_reference in rows:
-            field_name, value, key = by_customer[references[customer_reference]]
-            hits.append(Hit(record_type, record_id, tier, field_name, value, True, key, False))
+            text(f"SELECT x.id, c.id FROM customers c JOIN {table} x ON x.customer_reference = c.customer_reference "
+                 f"WHERE {_in_list(dialect, 'c.id', 'ids')} LIMIT :limit"),
+            {"ids": _ids_parameter(dialect, by_customer), "limit": limit},
+        ).all()
+        for record_id, customer_id in rows:
+            term = by_customer[customer_id]
+            hits.append(Hit(record_type, record_id, _classify(tier, key, term.key), term.field, term.value,
+                            True, term.key))
     return hits
+
+
+def _tier_plan(key: str) -> list[Tier]:
+    """The queries to run, best first; EXACT stands for the one range scan that finds exact and prefix."""
+    plan = [Tier.EXACT]
+    if len(key) >= MIN_CONTAINS:
+        plan.append(Tier.CONTAINS)
+    if len(key) >= MIN_SIMILAR:
+        plan.append(Tier.SIMILAR)
+    return plan
+
+
+def collect_hits(session: Session, key: str, candidates: int) -> tuple[list[Hit], bool]:
+    """Hits from every tier within the budget; True when the budget ran out (more may exist)."""
+    hits: list[Hit] = []
+    for tier in _tier_plan(key):
+        for source in SOURCES:
+            room = candidates - len(hits)
+            if room <= 0:
+                return hits, True
+            hits.extend(_source_hits(session, source, tier, key, room))
+    return hits, len(hits) >= candidates
 
 
 def _best_hits(hits: Iterable[Hit]) -> dict[tuple[str, int], Hit]:
@@ -221,37 +269,46 @@ def _best_hits(hits: Iterable[Hit]) -> dict[tuple[str, int], Hit]:
     return best
 
 
+# --- records and ranking -------------------------------------------------------------------------
+
+def _summaries(session: Session, model, summary, ids: Sequence[int]) -> list:
+    if not ids:
+        return []
+    dialect = session.get_bind().dialect.name
+    table = model.__table__
+    columns = [table.c[name] for name in summary.__dataclass_fields__]
+    statement = select(*columns).where(text(_in_list(dialect, f"{table.name}.id", "ids")))
+    rows = session.execute(statement, {"ids": _ids_parameter(dialect, ids)}).all()
+    return [summary(*row) for row in rows]
+
+
 def _order_rank(row: ResultRow) -> tuple:
+    """Within a tier: active references first, then the most recent orders."""
     return (*row.hit.rank(), -row.record.placed_at.timestamp(), row.record.order_reference)
 
 
 def _cart_rank(row: ResultRow) -> tuple:
+    """Within a tier: active references first, then open carts, then the most recently changed."""
     cart = row.record
     return (*row.hit.rank(), cart.state != CartState.OPEN, -cart.updated_at.timestamp(), cart.key)
 
 
-def _group(session: Session, model, hits: dict[int, Hit], rank, shown: int, capped: bool) -> Group:
-    records = session.scalars(select(model).where(model.id.in_(hits))).all() if hits else []
+def _group(session: Session, model, summary, hits: dict[int, Hit], rank, shown: int, more: bool) -> Group:
+    records = _summaries(session, model, summary, list(hits))
     rows = sorted((ResultRow(record, hits[record.id]) for record in records), key=rank)
-    return Group(rows=rows[:shown], total=len(rows), more=capped)
+    return Group(rows=rows[:shown], total=len(rows), more=more)
 
 
 def search(session: Session, query: str, *, shown: int = 20, candidates: int = 200) -> SearchResults:
     """All orders and carts matching `query`, best tier first, at most `shown` rows per group."""
     key = matching_key(query)
-    hits: list[Hit] = []
-    capped = False
-    if key:
-        for tier in _tiers_for(key):
-            found = _reference_hits(session, key, tier, candidates) + _term_hits(session, key, tier, candidates)
-            capped = capped or len(found) >= candidates
-            hits.extend(found)
+    hits, more = collect_hits(session, key, candidates) if key else ([], False)
     best = _best_hits(hits)
     orders = {record_id: hit for (kind, record_id), hit in best.items() if kind == "order"}
     carts = {record_id: hit for (kind, record_id), hit in best.items() if kind == "cart"}
     return SearchResults(
         query=query,
         key=key,
-        orders=_group(session, Order, orders, _order_rank, shown, capped),
-        carts=_group(session, Cart, carts, _cart_rank, shown, capped),
+        orders=_group(session, Order, OrderSummary, orders, _order_rank, shown, more),
+        carts=_group(session, Cart, CartSummary, carts, _cart_rank, shown, more),
     )

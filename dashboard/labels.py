@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 from flask import Flask
-from flask_babel import format_currency, get_locale
+from flask import g
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
+
+from .formatting import TEMPLATE_HELPERS
 
 FIELD_LABELS = {
     "custom": _l("Custom order reference"),
@@ -36,12 +39,18 @@ SOURCE_LABELS = {
 }
 
 
+LABEL_TABLES = {"field_labels": FIELD_LABELS, "tier_labels": TIER_LABELS, "source_labels": SOURCE_LABELS}
+
+
 def init_app(app: Flask) -> None:
     # Globals rather than a context processor: imported macros see globals, not the context.
-    app.jinja_env.globals.update(
-        field_labels=FIELD_LABELS,
-        tier_labels=TIER_LABELS,
-        source_labels=SOURCE_LABELS,
-        get_locale=get_locale,
-        format_currency=format_currency,
-    )
+    app.jinja_env.globals.update(get_locale=get_locale, **TEMPLATE_HELPERS)
+
+    @app.before_request
+    def translate_labels() -> None:
+        # Translated once per request; a results page looks labels up for every row.
+        g.labels = {name: {key: str(text) for key, text in table.items()} for name, table in LABEL_TABLES.items()}
+
+    @app.context_processor
+    def labels() -> dict:
+        return g.get("labels") or {}

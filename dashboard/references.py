@@ -61,6 +61,8 @@ def key_offsets(value: str) -> list[int] | None:
     can differ from folding the whole value (combining sequences); then None is returned and the
     caller highlights nothing rather than the wrong characters.
     """
+    if value.isascii():  # the common case, without per-character Unicode folding
+        return [index for index, char in enumerate(value) if char.isalnum()]
     offsets: list[int] = []
     for index, char in enumerate(value):
         offsets.extend(index for folded in _fold(char) if _keeps(folded))

@@ -1,0 +1,1138 @@
+"""Demo data: Spryker's 78 carts plus a deterministic order history of any size.
+
+`flask --app wsgi demo load [--orders N] [--seed S]` imports the Spryker carts, creates one demo
+user per role, then generates customers, carts and orders with references in the shapes the real
+systems use. The history is cut into blocks of BLOCK orders; each block is a pure function of
+(seed, anchor, block number), so a run can stop anywhere and a later run with the same seed, or a
+larger --orders, continues exactly where the data ends.
+
+Speed: a million orders mean ~8 million rows. Rows are built as plain tuples with precomputed ids
+(in a second process for big loads) and written per batch in one transaction each, with the batch's
+`record.imported` audit events, through the driver's bulk paths: executemany on SQLite with the
+FTS5 triggers swapped for one set-based insert per batch, COPY on PostgreSQL.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing
+import os
+import random
+import secrets
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import Connection, insert, inspect, select
+from sqlalchemy.schema import AddConstraint
+from sqlalchemy.orm import Session
+
+from . import audit, tracking
+from .indexing import reindex, term_rows
+from .integrations.spryker import CART_UUID_NAMESPACE, ImportReport, import_carts_file
+from .models import AuditEvent, Cart, CartState, Customer, Order, Role, User, db
+from .references import Kind, Source, matching_key
+from .schema import TRIGRAM_INDEXED, create_schema
+
+DEMO_ACTOR = audit.Actor("system", "demo-generator", None)
+GENERATOR_VERSION = 1  # recorded with every run; bump when the generated history changes
+
+BLOCK = 1000  # orders per generation unit
+CUSTOMERS_PER_BLOCK = 60  # ~17 orders per customer
+CARTS_PER_BLOCK = {CartState.ORDERED: 140, CartState.OPEN: 60, CartState.LOCKED: 25, CartState.DELETED: 25}
+BATCH_ORDERS = 5000  # orders per transaction
+WORKER_MIN_ORDERS = 20_000  # below this, starting a generator process costs more than it saves
+BIG_LOAD_ORDERS = 50_000  # from this size (and doubling the data) PostgreSQL rebuilds rather than maintains
+
+ORDER_NUMBER_BASE = 1000  # the first generated order is DE--1000 (or AT--1000, US--1000)
+CUSTOMER_NUMBER_BASE = 100  # above the Spryker demo customers DE--1 ... DE--34
+CART_NUMBER_BASE = 1000  # above the data-import keys quote-1 ... quote-78
+HISTORY_SECONDS = 730 * 86400
+DAY = 86400
+CREATED_BY = DEMO_ACTOR.name
+
+DEMO_USERS = (("demo-agent", Role.AGENT), ("demo-supervisor", Role.SUPERVISOR), ("demo-admin", Role.ADMIN))
+USERS_FILE_NAME = "demo-users.txt"
+RUN_ACTION = "demo.load"
+
+# ----------------------------------------------------------------------------- names and shapes
+
+STORES = (("DE", "EUR"), ("AT", "EUR"), ("US", "USD"))
+STORE_WEIGHTS = (0.6, 0.8, 1.0)  # cumulative: DE 60 %, AT 20 %, US 20 %
+FIRST_NAMES = (
+    ("Jana", "Lukas", "Sophie", "Jürgen", "Maximilian", "Özlem", "Anja", "Felix", "Marie", "Björn", "Katrin", "Tobias"),
+    ("Lena", "Florian", "Theresa", "Matthias", "Vanessa", "Dominik", "Birgit", "Stefan", "Johanna", "Lukas"),
+    ("Emily", "James", "Olivia", "Michael", "Ava", "Daniel", "Chloe", "Ryan", "Grace", "Ethan", "Zoë", "Noah"),
+)
+LAST_NAMES = (
+    ("Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker", "Hoffmann", "Keller",
+     "Krüger", "Öztürk", "Schäfer", "Groß"),
+    ("Gruber", "Huber", "Bauer", "Wagner", "Pichler", "Steiner", "Moser", "Mayer", "Hofer", "Leitner"),
+    ("Smith", "Johnson", "Williams", "Brown", "Jones", "Miller", "Davis", "Garcia", "Wilson", "Anderson",
+     "O'Connor", "Nguyen"),
+)
+COMPANY_TRADES = (
+    ("Haustechnik", "Bürobedarf", "Elektro", "Logistik", "Werkzeuge", "Gastro", "Baustoffe"),
+    ("Installationen", "Bürotechnik", "Elektrotechnik", "Handel", "Holzbau"),
+    ("Supply", "Tools", "Office Solutions", "Electric", "Hospitality", "Builders"),
+)
+COMPANY_FORMS = (("GmbH", "GmbH & Co. KG", "AG", "e.K."), ("GmbH", "KG", "OG"), ("Inc.", "LLC", "Corp."))
+MAIL_DOMAINS = (("web.de", "gmx.de", "t-online.de"), ("gmx.at", "aon.at", "chello.at"), ("gmail.com", "outlook.com", "yahoo.com"))
+ASCII_FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ë": "e", "'": "", " ": ""})
+CART_NAMES = ("My Cart", "Shopping cart", "Weekly order", "Office supplies", "Büro Nachbestellung", "Site B",
+              "Q3 restock", "Werkstatt", "Wishlist", "Kitchen")
+
+# (weight, shape): the purchase-order numbers buyers type into Spryker's custom order reference.
+PURCHASE_ORDER_SHAPES: tuple[tuple[int, Callable[[random.Random, int], str]], ...] = (
+    (30, lambda r, y: f"PO-{y}-{r.randrange(1, 10**6):06d}"),
+    (20, lambda r, y: f"45{r.randrange(10**8):08d}"),  # SAP purchase orders: 10 digits from 45...
+    (10, lambda r, y: f"PO {r.randrange(10000, 99999)}/{r.choice('ABCDEFGH')}"),
+    (8, lambda r, y: f"po-{r.randrange(10**5):05d}"),
+    (8, lambda r, y: f"Bestellung {r.randrange(1000, 99999)}"),
+    (6, lambda r, y: f"KST 4711/{y}-{r.randrange(1, 1000):03d}"),
+    (5, lambda r, y: f"order #{r.randrange(1000, 99999)}"),
+    (5, lambda r, y: f"{y}/{r.randrange(1, 13):02d}/{r.randrange(1, 10000):04d}"),
+    (3, lambda r, y: f"Auftrag {r.choice(('Lager', 'Filiale', 'Baustelle'))} {r.randrange(1, 99)}"),
+    (2, lambda r, y: f"Bestellung Nr. {r.choice('ÄÖÜ')}-{r.randrange(1, 100)}"),
+    (1, lambda r, y: f"Commande n° {y}-{r.randrange(1, 1000)}"),
+    (1, lambda r, y: f"ＰＯ{r.randrange(10000, 99999)}"),  # typed with a full-width keyboard layout
+)
+PO_CUM_WEIGHTS = tuple(sum(weight for weight, _ in PURCHASE_ORDER_SHAPES[: index + 1]) for index in range(len(PURCHASE_ORDER_SHAPES)))
+
+# Order status (Spryker OMS state of the order's items) by age in days.
+STATUS_BY_AGE: tuple[tuple[float, tuple[str, ...], tuple[float, ...]], ...] = (
+    (1, ("new", "paid", "exported"), (4, 8, 10)),
+    (4, ("paid", "exported", "shipped", "canceled"), (1, 4, 9.7, 10)),
+    (14, ("shipped", "delivered", "canceled", "returned"), (4, 9.5, 9.9, 10)),
+    (float("inf"), ("delivered", "closed", "canceled", "returned", "refunded"), (55, 85, 92, 97, 100)),
+)
+FULFILLED = frozenset({"shipped", "delivered", "closed", "returned", "refunded"})
+ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+DETAIL_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # json.dumps builds one per call
+MIXED = ALNUM + "abcdefghijklmnopqrstuvwxyz"
+
+
+# ----------------------------------------------------------------------------- tracking numbers
+
+
+class TrackingNumbers:
+    """DHL Express, UPS and DPD numbers whose check digits pass the carriers' rules.
+
+    tracking.py's generators resolve and re-validate every number (about 0.15 ms each); a
+    million orders need ~850,000 numbers, so the check characters are computed here. tracking.py
+    stays the authority: on creation this class compares itself with tracking.py's generators and
+    refuses to run if any number differs, and the tests identify every generated number.
+    """
+
+    UPS_SHIPPERS = {"DE": ("A4X392", "7W2R07"), "AT": ("E7Y118",), "US": ("0F6A45", "1X9V33", "9W8T21")}
+    UPS_SERVICES = ("03", "01", "11")  # ground, next day air, standard
+    DPD_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+    def __init__(self) -> None:
+        self._ups_values = {char: int(char) if char.isdigit() else (ord(char) - 3) % 10 for char in ALNUM}
+        self._check_against_tracking()
+
+    def dhl_express(self, serial: int) -> str:
+        serial %= 10**9
+        return f"{serial:09d}{serial % 7}"
+
+    def ups(self, shipper: str, service: str, package: int) -> str:
+        serial = f"{shipper}{service}{package % 10**7:07d}"
+        values = self._ups_values
+        total = sum(values[char] * (2 if index % 2 else 1) for index, char in enumerate(serial))
+        return f"1Z{serial}{(10 - total % 10) % 10}"
+
+    def dpd(self, parcel: int) -> str:
+        serial = f"{parcel % 10**14:014d}"
+        value = 36  # ISO 7064 hybrid MOD 37,36
+        for char in serial:
+            value += ord(char) - 48
+            if value > 36:
+                value -= 36
+            value *= 2
+            if value > 36:
+                value -= 37
+        value = 37 - value
+        return serial + self.DPD_ALPHABET[0 if value == 36 else value]
+
+    def _check_against_tracking(self) -> None:
+        samples = range(0, 10**9, 10**9 // 23 + 7)
+        pairs = [(self.dhl_express(n), tracking.dhl_express_number(n)) for n in samples]
+        pairs += [(self.dpd(n * 10**5 + n), tracking.dpd_number(n * 10**5 + n)) for n in samples]
+        pairs += [
+            (self.ups(shipper, service, n % 10**7), tracking.ups_number(shipper, service, n % 10**7))
+            for shippers in self.UPS_SHIPPERS.values() for shipper in shippers
+            for service in self.UPS_SERVICES for n in samples[:4]
+        ]
+        wrong = [(ours, theirs) for ours, theirs in pairs if ours != theirs]
+        if wrong:
+            raise RuntimeError(f"demo tracking numbers disagree with tracking.py: {wrong[:3]}")
+
+
+# ----------------------------------------------------------------------------- plans
+
+
+@dataclass(frozen=True)
+class CustomerPlan:
+    reference: str
+    store: int
+    email: str
+    first_name: str
+    last_name: str
+    company: str | None
+    po_shape: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+
+# A reference to write: (kind, value, source, created_ts, retired_ts or None)
+RefPlan = tuple[str, str, str, int, int | None]
+
+
+class CartPlan:
+    __slots__ = ("key", "name", "customer", "store", "state", "created", "updated", "items", "units", "total",
+                 "is_default", "refs", "custom", "row_id")
+
+    def __init__(self, key: str, customer: CustomerPlan, store: int, state: str, created: int, updated: int) -> None:
+        self.key, self.customer, self.store, self.state = key, customer, store, state
+        self.created, self.updated = created, updated
+        self.name, self.is_default = "", False
+        self.items = self.units = self.total = 0
+        self.refs: list[RefPlan] = []
+        self.custom: str | None = None  # the active custom reference, carried onto the order
+        self.row_id = 0
+
+
+class OrderPlan:
+    __slots__ = ("number", "customer", "store", "status", "placed", "items", "total", "cart", "refs", "custom")
+
+    def __init__(self, number: int, customer: CustomerPlan, store: int, placed: int) -> None:
+        self.number, self.customer, self.store, self.placed = number, customer, store, placed
+        self.status, self.items, self.total = "new", 0, 0
+        self.cart: CartPlan | None = None
+        self.refs: list[RefPlan] = []
+        self.custom: str | None = None
+
+    @property
+    def reference(self) -> str:
+        return f"{STORES[self.store][0]}--{self.number}"
+
+
+@dataclass
+class BlockPlan:
+    customers: list[CustomerPlan]
+    orders: list[OrderPlan]
+    carts_at: list[list[CartPlan]]  # per position: carts created then, written with that order
+
+
+def _pick_store(rng: random.Random) -> int:
+    draw = rng.random()
+    return 0 if draw < STORE_WEIGHTS[0] else 1 if draw < STORE_WEIGHTS[1] else 2
+
+
+def _email(first: str, last: str, number: int, domain: str) -> str:
+    return f"{first}.{last}{number}@{domain}".lower().translate(ASCII_FOLD)
+
+
+def _domain(*words: str, tld: str) -> str:
+    return "-".join(word.lower().translate(ASCII_FOLD) for word in words) + "." + tld
+
+
+@lru_cache(maxsize=16384)  # bounded: memory must not grow with the number of orders
+def customer_plan(seed: int, index: int) -> CustomerPlan:
+    """Generated customer number `index`; any block may need any earlier customer."""
+    rng = random.Random(seed * 1_000_003 + index)
+    store = _pick_store(rng)
+    first, last = rng.choice(FIRST_NAMES[store]), rng.choice(LAST_NAMES[store])
+    number = CUSTOMER_NUMBER_BASE + index
+    company = None
+    domain = rng.choice(MAIL_DOMAINS[store])
+    if rng.random() < 0.45:  # most of a B2B shop's buyers order for a company
+        trade = rng.choice(COMPANY_TRADES[store])
+        company = f"{rng.choice(LAST_NAMES[store])} {trade} {rng.choice(COMPANY_FORMS[store])}"
+        domain = _domain(company.split()[0], trade.split()[0], tld=("de", "at", "com")[store])
+    return CustomerPlan(
+        reference=f"{STORES[store][0]}--{number}", store=store, email=_email(first, last, number, domain),
+        first_name=first, last_name=last, company=company,
+        po_shape=rng.choices(range(len(PURCHASE_ORDER_SHAPES)), cum_weights=PO_CUM_WEIGHTS)[0],
+    )
+
+
+@lru_cache(maxsize=256)
+def spryker_customer_plan(reference: str) -> CustomerPlan:
+    """A name and e-mail for a customer of the Spryker carts file, the same for every seed."""
+    rng = random.Random(f"spryker/{reference}")
+    first, last = rng.choice(FIRST_NAMES[0]), rng.choice(LAST_NAMES[0])
+    number = int("".join(char for char in reference if char.isdigit()) or 0)
+    return CustomerPlan(
+        reference=reference, store=0, email=_email(first, last, number, "spryker-demo.com"),
+        first_name=first, last_name=last, company="Spryker Systems GmbH" if number % 3 == 0 else None,
+        po_shape=number % len(PURCHASE_ORDER_SHAPES),
+    )
+
+
+class BlockBuilder:
+    """Builds one block of the history. Every random draw comes from the block's own Random."""
+
+    def __init__(self, seed: int, anchor: int, spryker_customers: Sequence[str], numbers: TrackingNumbers) -> None:
+        self.seed, self.anchor, self.numbers = seed, anchor, numbers
+        self.spryker_customers = tuple(spryker_customers)
+        self.tracking_serial_base = seed % 200 * 4_000_000
+
+    def build(self, block: int) -> BlockPlan:
+        rng = random.Random(f"demo/{self.seed}/{self.anchor}/{block}")
+        first_customer = block * CUSTOMERS_PER_BLOCK
+        customers = [customer_plan(self.seed, first_customer + j) for j in range(CUSTOMERS_PER_BLOCK)]
+        # Within a block, order numbers follow time, as Spryker's order references do.
+        times = sorted(self.anchor - int(rng.random() * HISTORY_SECONDS) for _ in range(BLOCK))
+        ordered = set(rng.sample(range(BLOCK), CARTS_PER_BLOCK[CartState.ORDERED]))
+        other_carts: dict[int, list[str]] = {}
+        for state in (CartState.OPEN, CartState.LOCKED, CartState.DELETED):
+            for _ in range(CARTS_PER_BLOCK[state]):
+                other_carts.setdefault(rng.randrange(BLOCK), []).append(state)
+        orders: list[OrderPlan] = []
+        carts_at: list[list[CartPlan]] = []
+        with_custom: list[int] = []  # positions whose order has a custom reference: reorder sources
+        cart_number = CART_NUMBER_BASE + block * sum(CARTS_PER_BLOCK.values())
+        for position in range(BLOCK):
+            index = block * BLOCK + position
+            source = None
+            if position in ordered and with_custom and rng.random() < 0.15:
+                source = orders[rng.choice(with_custom)]  # the customer reorders an earlier order
+            customer, store = (source.customer, source.store) if source else self._customer(rng, customers, block)
+            order = OrderPlan(ORDER_NUMBER_BASE + index, customer, store, times[position])
+            carts: list[CartPlan] = []
+            if position in ordered:
+                cart = self._cart(rng, f"quote-{cart_number}", customer, store, CartState.ORDERED, order.placed, source)
+                cart_number += 1
+                order.cart, order.custom = cart, cart.custom
+                carts.append(cart)
+            elif rng.random() < 0.35:
+                order.custom = self._purchase_order(rng, customer, order.placed)
+            self._order_details(rng, order, index)
+            orders.append(order)
+            if order.custom:
+                with_custom.append(position)
+            for state in other_carts.get(position, ()):
+                source = orders[rng.choice(with_custom)] if with_custom and state == CartState.OPEN and rng.random() < 0.33 else None
+                owner, owner_store = (source.customer, source.store) if source else self._customer(rng, customers, block)
+                carts.append(self._cart(rng, f"quote-{cart_number}", owner, owner_store, state, order.placed, source))
+                cart_number += 1
+            carts_at.append(carts)
+        return BlockPlan(customers, orders, carts_at)
+
+    def _customer(self, rng: random.Random, customers: list[CustomerPlan], block: int) -> tuple[CustomerPlan, int]:
+        draw = rng.random()
+        if draw < 0.02 and self.spryker_customers:  # Spryker's demo customers shop in every store
+            return spryker_customer_plan(rng.choice(self.spryker_customers)), _pick_store(rng)
+        if draw < 0.57:
+            customer = customers[rng.randrange(CUSTOMERS_PER_BLOCK)]
+        else:
+            customer = customer_plan(self.seed, rng.randrange((block + 1) * CUSTOMERS_PER_BLOCK))
+        return customer, customer.store
+
+    def _purchase_order(self, rng: random.Random, customer: CustomerPlan, when: int) -> str:
+        shape = customer.po_shape if rng.random() < 0.8 else rng.choices(
+            range(len(PURCHASE_ORDER_SHAPES)), cum_weights=PO_CUM_WEIGHTS)[0]
+        return PURCHASE_ORDER_SHAPES[shape][1](rng, time.gmtime(when).tm_year)
+
+    def _cart(self, rng: random.Random, key: str, customer: CustomerPlan, store: int, state: str, when: int,
+              reorder_of: OrderPlan | None) -> CartPlan:
+        created = when - rng.randrange(600, 10 * DAY)
+        updated = when if state == CartState.ORDERED else min(self.anchor, created + rng.randrange(60, 20 * DAY))
+        cart = CartPlan(key, customer, store, state, created, updated)
+        cart.items = rng.randrange(1, 16)
+        cart.units = cart.items + rng.randrange(0, 3 * cart.items)
+        cart.total = cart.units * rng.randrange(299, 24999)
+        cart.is_default = rng.random() < 0.25
+        if reorder_of is not None:  # Spryker copies the custom reference onto the reorder's cart
+            cart.name = f"Reorder {reorder_of.reference}"
+            cart.custom = reorder_of.custom
+        else:
+            cart.name = rng.choice(CART_NAMES)
+            chance = {CartState.ORDERED: 0.55, CartState.OPEN: 0.4, CartState.LOCKED: 0.6}.get(state, 0.2)
+            if rng.random() < chance:
+                cart.custom = self._purchase_order(rng, customer, created)
+        if cart.custom:
+            if state in (CartState.OPEN, CartState.LOCKED) and rng.random() < 0.1:
+                # the buyer corrected a typo: the first value stays, retired
+                cart.refs.append((Kind.CUSTOM, _typo(rng, cart.custom), Source.SPRYKER, created, created + 300))
+            cart.refs.append((Kind.CUSTOM, cart.custom, Source.SPRYKER, created + 300, None))
+        if state == CartState.LOCKED and rng.random() < 0.3:  # converted from a quote request
+            cart.refs.append((Kind.OTHER, f"Angebot AN-{time.gmtime(created).tm_year}-{rng.randrange(1, 10**5):05d}",
+                              Source.SPRYKER, created, None))
+        return cart
+
+    def _order_details(self, rng: random.Random, order: OrderPlan, index: int) -> None:
+        age = (self.anchor - order.placed) / DAY
+        for limit, statuses, cum_weights in STATUS_BY_AGE:
+            if age < limit:
+                order.status = rng.choices(statuses, cum_weights=cum_weights)[0]
+                break
+        if order.cart is not None:
+            order.items, order.total = order.cart.items, order.cart.total
+        else:
+            order.items = rng.randrange(1, 13)
+            order.total = order.items * rng.randrange(499, 39999)
+        self._order_references(rng, order, index)
+
+    def _order_references(self, rng: random.Random, order: OrderPlan, index: int) -> None:
+        placed, status, refs = order.placed, order.status, order.refs
+        year = time.gmtime(placed).tm_year
+        later = lambda low, high: min(self.anchor - 60, placed + rng.randrange(low, high))  # noqa: E731
+        if order.custom:
+            corrected = placed
+            if order.cart is None and rng.random() < 0.03:  # the buyer's typo, corrected by an agent after checkout
+                corrected = later(3600, 2 * DAY)
+                refs.append((Kind.CUSTOM, _typo(rng, order.custom), Source.SPRYKER, placed, corrected))
+            refs.append((Kind.CUSTOM, order.custom, Source.SPRYKER if corrected == placed else Source.AGENT, corrected, None))
+        if status != "new" and not (status == "canceled" and rng.random() < 0.5):
+            refs.append((Kind.ERP, f"SO-{1_000_000 + index}", Source.API, later(60, 1800), None))
+        payment = self._payment(rng) if status != "new" else None
+        if payment:
+            refs.append((Kind.PAYMENT, payment, Source.SPRYKER, later(5, 120), None))
+        if status not in FULFILLED:
+            return
+        refs.append((Kind.INVOICE, f"INV-{year}-{index + 1:07d}", Source.API, later(DAY, 3 * DAY), None))
+        if rng.random() < 0.38:  # fulfilled by the 3PL rather than the shop's own warehouse
+            refs.append((Kind.SHIPMENT, f"SHP-{STORES[order.store][0]}{300_000 + index:08d}", Source.API,
+                         later(DAY // 2, 2 * DAY), None))
+        if rng.random() < 0.75:  # the rest go by freight forwarder, without a parcel number
+            self._parcels(rng, order, index, later(DAY, 3 * DAY))
+        if status == "returned":
+            refs.append((Kind.OTHER, f"RMA-{year}-{index:07d}", Source.API, later(7 * DAY, 20 * DAY), None))
+        elif rng.random() < 0.02:
+            refs.append((Kind.OTHER, f"Ticket #{rng.randrange(10000, 99999)}", Source.AGENT, later(2 * DAY, 9 * DAY), None))
+
+    def _payment(self, rng: random.Random) -> str | None:
+        draw = rng.random()
+        if draw < 0.22:  # PayPal transaction ids
+            return "".join(rng.choices(ALNUM, k=17))
+        if draw < 0.27:  # PayPal's older REST payment ids
+            return "PAY-" + "".join(rng.choices(ALNUM, k=24))
+        if draw < 0.39:  # card payments: Adyen PSP reference
+            return str(rng.randrange(10**15, 10**16))
+        if draw < 0.48:  # card payments: Stripe payment intent
+            return "pi_" + "".join(rng.choices(MIXED, k=24))
+        return None  # on account: B2B customers pay the invoice
+
+    def _parcels(self, rng: random.Random, order: OrderPlan, index: int, shipped: int) -> None:
+        store_code = STORES[order.store][0]
+        draw = rng.random()
+        count = 1 if draw < 0.88 else 2 if draw < 0.98 else 3
+        carrier = rng.random()
+        for parcel in range(count):
+            sequence = index * 4 + parcel
+            if store_code == "US":
+                number = self.numbers.dhl_express(self.tracking_serial_base + sequence) if carrier < 0.2 else \
+                    self.numbers.ups(rng.choice(TrackingNumbers.UPS_SHIPPERS["US"]),
+                                     rng.choice(TrackingNumbers.UPS_SERVICES), self.seed * 7919 + sequence)
+            elif carrier < 0.5:
+                number = self.numbers.dpd(1_340_000_000_000 + self.seed % 1000 * 10**9 + sequence)
+            elif carrier < 0.8:
+                number = self.numbers.dhl_express(self.tracking_serial_base + sequence)
+            else:
+                number = self.numbers.ups(rng.choice(TrackingNumbers.UPS_SHIPPERS[store_code]),
+                                          rng.choice(TrackingNumbers.UPS_SERVICES), self.seed * 7919 + sequence)
+            if parcel == 0 and rng.random() < 0.03:  # a voided label: the first number was replaced
+                voided = self.numbers.dhl_express(self.tracking_serial_base + index * 4 + 3)
+                order.refs.append((Kind.TRACKING, voided, Source.API, shipped - 3600, shipped))
+            order.refs.append((Kind.TRACKING, number, Source.API, shipped, None))
+
+
+@lru_cache(maxsize=4096)
+def _day_text(day: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(day * DAY))
+
+
+def _typo(rng: random.Random, value: str) -> str:
+    """The value as first typed, with one character swapped or missing."""
+    if len(value) < 4:
+        return value + "0"
+    at = rng.randrange(1, len(value) - 1)
+    if rng.random() < 0.5:
+        return value[:at] + value[at + 1] + value[at] + value[at + 2:]
+    return value[:at] + value[at + 1:]
+
+
+# ----------------------------------------------------------------------------- rows
+
+TABLES = ("customers", "carts", "orders", "references", "search_terms")
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "customers": ("id", "customer_reference", "email", "first_name", "last_name", "company"),
+    "carts": ("id", "key", "uuid", "name", "customer_reference", "store", "currency", "is_default", "item_count",
+              "unit_count", "grand_total", "state", "version", "created_at", "updated_at"),
+    "orders": ("id", "order_reference", "store", "customer_reference", "email", "name", "currency", "grand_total",
+               "item_count", "status", "placed_at", "cart_id", "version"),
+    "references": ("id", "order_id", "cart_id", "kind", "value", "key", "active", "source", "created_at",
+                   "created_by", "retired_at", "retired_by"),
+    "search_terms": ("id", "key", "field", "record_type", "record_id", "value"),
+}
+# Columns holding ids, and the table each id belongs to (None: given by the row's record_type).
+ID_COLUMNS: dict[str, tuple[tuple[int, str | None], ...]] = {
+    "customers": ((0, "customers"),),
+    "carts": ((0, "carts"),),
+    "orders": ((0, "orders"), (11, "carts")),
+    "references": ((0, "references"), (1, "orders"), (2, "carts")),
+    "search_terms": ((0, "search_terms"), (4, None)),
+}
+TABLE_OF_RECORD = {"order": "orders", "cart": "carts", "customer": "customers"}
+
+
+def _check_columns() -> None:
+    """Rows are positional, in the tables' column order: a model change must not shift them silently."""
+    for table in TABLES:
+        expected = tuple(column.name for column in db.metadata.tables[table].columns)
+        if expected != COLUMNS[table]:
+            raise RuntimeError(f"demo.COLUMNS[{table!r}] is out of date: the table has {expected}")
+
+
+@dataclass
+class Batch:
+    """Rows for one transaction, with ids counted from `first_ids`."""
+
+    first_ids: dict[str, int]
+    rows: dict[str, list[tuple]] = field(default_factory=lambda: {table: [] for table in TABLES})
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # record_type, record_key, detail
+    orders_end: int = 0  # order index after the last order in this batch
+
+    def rebased(self, first_ids: dict[str, int]) -> Batch:
+        """The same rows with ids moved to start at `first_ids` (another writer took ours)."""
+        shift = {table: first_ids[table] - self.first_ids[table] for table in TABLES}
+        moved = Batch(dict(first_ids), events=self.events, orders_end=self.orders_end)
+        for table, rows in self.rows.items():
+            moved.rows[table] = [_shift_row(row, ID_COLUMNS[table], shift) for row in rows]
+        return moved
+
+
+def _shift_row(row: tuple, id_columns: tuple[tuple[int, str | None], ...], shift: dict[str, int]) -> tuple:
+    values = list(row)
+    for position, table in id_columns:
+        if values[position] is not None:
+            values[position] += shift[table or TABLE_OF_RECORD[values[3]]]
+    return tuple(values)
+
+
+class RowBuilder:
+    """Turns block plans into rows with precomputed ids, search terms and audit details."""
+
+    def __init__(self, dialect: str, next_ids: dict[str, int]) -> None:
+        self.next_ids = dict(next_ids)
+        self.time_suffix = "+00" if dialect == "postgresql" else ""  # SQLite keeps naive UTC text
+        # term_rows() reads a record's fields; one reusable transient instance per type keeps
+        # indexing.py the one place that knows which fields are searchable.
+        self._order, self._cart, self._customer = Order(), Cart(), Customer()
+        self.batch = Batch(dict(self.next_ids))
+
+    def take(self, orders_end: int) -> Batch:
+        batch, self.batch = self.batch, Batch(dict(self.next_ids))
+        batch.orders_end = orders_end
+        return batch
+
+    def add(self, plan: BlockPlan, low: int, high: int) -> None:
+        """Rows for positions low..high-1 of a block; its customers come with position 0."""
+        if low == 0:
+            for customer in plan.customers:
+                self._add_customer(customer)
+        for position in range(low, high):
+            for cart in plan.carts_at[position]:
+                self._add_cart(cart)  # before the order: the order points at its cart
+            self._add_order(plan.orders[position])
+
+    def _next(self, table: str) -> int:
+        value = self.next_ids[table]
+        self.next_ids[table] = value + 1
+        return value
+
+    def _time(self, moment: int) -> str:
+        day, second = divmod(moment, DAY)
+        minute, second = divmod(second, 60)
+        return "%s %02d:%02d:%02d.000000%s" % (_day_text(day), minute // 60, minute % 60, second, self.time_suffix)
+
+    def _add_terms(self, record: Order | Cart | Customer) -> None:
+        rows = self.batch.rows["search_terms"]
+        for term in term_rows(record):
+            rows.append((self._next("search_terms"), term["key"], term["field"], term["record_type"],
+                         term["record_id"], term["value"]))
+
+    def _add_customer(self, customer: CustomerPlan) -> None:
+        row_id = self._next("customers")
+        self.batch.rows["customers"].append(
+            (row_id, customer.reference, customer.email, customer.first_name, customer.last_name, customer.company))
+        probe = self._customer
+        probe.id, probe.customer_reference, probe.email = row_id, customer.reference, customer.email
+        self._add_terms(probe)
+
+    def _add_cart(self, cart: CartPlan) -> None:
+        cart.row_id = row_id = self._next("carts")
+        store, currency = STORES[cart.store]
+        cart_uuid = str(uuid.uuid5(CART_UUID_NAMESPACE, cart.key))  # as the Spryker importer derives it
+        self.batch.rows["carts"].append((
+            row_id, cart.key, cart_uuid, cart.name, cart.customer.reference, store, currency, cart.is_default,
+            cart.items, cart.units, cart.total, str(cart.state), 1, self._time(cart.created), self._time(cart.updated),
+        ))
+        probe = self._cart
+        probe.id, probe.key, probe.uuid, probe.name = row_id, cart.key, cart_uuid, cart.name
+        self._add_terms(probe)
+        self._add_references(cart.refs, None, row_id)
+        self._add_event("cart", cart.key, {"state": str(cart.state)}, cart.refs)
+
+    def _add_order(self, order: OrderPlan) -> None:
+        row_id = self._next("orders")
+        store, currency = STORES[order.store]
+        reference = f"{store}--{order.number}"
+        customer = order.customer
+        self.batch.rows["orders"].append((
+            row_id, reference, store, customer.reference, customer.email, customer.name, currency, order.total,
+            order.items, order.status, self._time(order.placed), order.cart.row_id if order.cart else None, 1,
+        ))
+        probe = self._order
+        probe.id, probe.order_reference = row_id, reference
+        self._add_terms(probe)
+        self._add_references(order.refs, row_id, None)
+        self._add_event("order", reference, {"status": order.status}, order.refs)
+
+    def _add_references(self, refs: list[RefPlan], order_id: int | None, cart_id: int | None) -> None:
+        rows = self.batch.rows["references"]
+        for kind, value, source, created, retired in refs:
+            rows.append((
+                self._next("references"), order_id, cart_id, str(kind), value, matching_key(value), retired is None,
+                str(source), self._time(created), CREATED_BY,
+                None if retired is None else self._time(retired), None if retired is None else CREATED_BY,
+            ))
+
+    def _add_event(self, record_type: str, record_key: str, detail: dict[str, Any], refs: list[RefPlan]) -> None:
+        detail["references"] = [[str(kind), value] for kind, value, _, _, retired in refs if retired is None]
+        retired = [[str(kind), value] for kind, value, _, _, retired_at in refs if retired_at is not None]
+        if retired:
+            detail["retired"] = retired
+        self.batch.events.append((record_type, record_key, DETAIL_JSON.encode(detail)))
+
+
+# ----------------------------------------------------------------------------- generation
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    seed: int
+    anchor: int  # epoch seconds: the end of the generated history
+    start: int  # index of the first order to generate
+    end: int  # one past the last
+    dialect: str
+    spryker_customers: tuple[str, ...]
+    next_ids: dict[str, int]
+    batch_orders: int = BATCH_ORDERS
+
+
+def generate_batches(spec: GenerationSpec) -> Iterator[Batch]:
+    """Rows for orders start..end-1, one Batch per transaction. Pure: touches no database."""
+    builder = BlockBuilder(spec.seed, spec.anchor, spec.spryker_customers, TrackingNumbers())
+    rows = RowBuilder(spec.dialect, spec.next_ids)
+    position = spec.start
+    while position < spec.end:
+        stop = min(spec.end, position + spec.batch_orders)
+        for block in range(position // BLOCK, (stop - 1) // BLOCK + 1):
+            first = block * BLOCK
+            rows.add(builder.build(block), max(position, first) - first, min(stop, first + BLOCK) - first)
+        yield rows.take(stop)
+        position = stop
+
+
+class _WorkerFailed:
+    def __init__(self, details: str) -> None:
+        self.details = details
+
+
+def _generate_into(spec: GenerationSpec, queue: Any) -> None:
+    """Runs in the generator process: streams batches; a full queue holds it back, so memory stays flat."""
+    try:
+        for batch in generate_batches(spec):
+            queue.put(batch)
+        queue.put(None)
+    except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
+        queue.put(_WorkerFailed(traceback.format_exc()))
+
+
+@contextmanager
+def batch_stream(spec: GenerationSpec) -> Iterator[Iterator[Batch]]:
+    """Batches from a second process for big loads (generation and writing then overlap)."""
+    if spec.end - spec.start < WORKER_MIN_ORDERS or (os.cpu_count() or 1) < 2:
+        yield generate_batches(spec)
+        return
+    context = multiprocessing.get_context("spawn")  # a forked child would share the database connections
+    queue = context.Queue(maxsize=2)
+    worker = context.Process(target=_generate_into, args=(spec, queue), name="demo-generator", daemon=True)
+    worker.start()
+
+    def receive() -> Iterator[Batch]:
+        while (item := queue.get()) is not None:
+            if isinstance(item, _WorkerFailed):
+                raise RuntimeError(f"the demo generator process failed:\n{item.details}")
+            yield item
+
+    try:
+        yield receive()
+    finally:
+        if worker.is_alive():
+            worker.terminate()
+        worker.join()
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+class BatchWriter:
+    """Writes a batch and its audit events in the caller's transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.dialect = session.get_bind().dialect.name
+
+    def write(self, batch: Batch, events: list[audit.EventData]) -> None:
+        connection = self.session.connection()
+        self.before(connection)
+        audit.append_events(self.session, events)  # on SQLite this takes the write lock, before the ids are read
+        ids = self.next_ids(connection)
+        if ids != batch.first_ids:
+            batch = batch.rebased(ids)
+        self.insert(connection, batch)
+
+    def before(self, connection: Connection) -> None:
+        """Anything that must precede the audit head's lock."""
+
+    def next_ids(self, connection: Connection) -> dict[str, int]:
+        return {
+            table: connection.exec_driver_sql(f'SELECT COALESCE(MAX(id), 0) + 1 FROM "{table}"').scalar_one()
+            for table in TABLES
+        }
+
+    def insert(self, connection: Connection, batch: Batch) -> None:
+        for table in TABLES:
+            if batch.rows[table]:
+                connection.execute(insert(db.metadata.tables[table]), [dict(zip(COLUMNS[table], row)) for row in batch.rows[table]])
+
+    def prepare(self, big: bool) -> None:
+        """Before the first batch; `big` when the load at least doubles the data."""
+
+    def finish(self) -> None:
+        """After the last batch, also after a failure: put back whatever prepare() changed."""
+        self.session.rollback()
+
+
+class SqliteWriter(BatchWriter):
+    """executemany through the driver; FTS5 fed once per batch instead of once per row.
+
+    An FTS5 insert from a trigger flushes the index for every row (each statement is a savepoint),
+    which makes bulk inserts ~5x slower. Inside the batch's transaction the insert triggers are
+    dropped, the rows inserted, their keys added to the FTS tables with one INSERT ... SELECT, and
+    the triggers re-created from their stored SQL: other connections never see them missing.
+    """
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        dialect = session.get_bind().dialect
+        # Core compiles the INSERT (quoting, column order); the rows go to the driver's executemany as they are.
+        self.statements = {
+            table: str(insert(db.metadata.tables[table]).compile(dialect=dialect, column_keys=list(COLUMNS[table])))
+            for table in TABLES
+        }
+
+    def prepare(self, big: bool) -> None:
+        connection = self.session.connection()
+        connection.exec_driver_sql("PRAGMA cache_size=-65536")  # 64 MiB: the key indexes are written at random
+        # Checkpoint every ~80 MB rather than 4 MB: each batch rewrites the same index pages.
+        connection.exec_driver_sql("PRAGMA wal_autocheckpoint=20000")
+        self.session.commit()
+
+    def insert(self, connection: Connection, batch: Batch) -> None:
+        with self._fts_triggers_dropped(connection) as fts_tables:
+            for table in TABLES:
+                rows = batch.rows[table]
+                if rows:
+                    connection.exec_driver_sql(self.statements[table], rows)
+            for table, fts in fts_tables:
+                if batch.rows[table]:
+                    connection.exec_driver_sql(
+                        f'INSERT INTO {fts}(rowid, key) SELECT id, key FROM "{table}" WHERE id >= ? AND id < ? ORDER BY id',
+                        (batch.first_ids[table], batch.first_ids[table] + len(batch.rows[table])),
+                    )
+
+    @contextmanager
+    def _fts_triggers_dropped(self, connection: Connection) -> Iterator[list[tuple[str, str]]]:
+        present = {name for (name,) in connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        fts_tables = [(table, fts) for table, fts in TRIGRAM_INDEXED.items() if fts in present]
+        names = tuple(f"{fts}_ai" for _, fts in fts_tables)  # schema.py's insert triggers
+        triggers = connection.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN (%s)"
+            % (",".join("?" for _ in names) or "NULL"),
+            names,
+        ).all()
+        for name, _ in triggers:
+            connection.exec_driver_sql(f'DROP TRIGGER "{name}"')
+        # No try/finally: on an error the transaction rolls back, and with it the DROPs.
+        yield fts_tables
+        for _, sql in triggers:
+            connection.exec_driver_sql(sql)
+
+    def finish(self) -> None:
+        self.session.rollback()
+        connection = self.session.connection()
+        connection.exec_driver_sql("PRAGMA cache_size=-2000")  # SQLite's defaults
+        connection.exec_driver_sql("PRAGMA wal_autocheckpoint=1000")
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        self.session.commit()
+
+
+class PostgresWriter(BatchWriter):
+    """COPY through psycopg; ids taken past both MAX(id) and the serial sequence, then the sequence moved on.
+
+    For a big load the trigram GIN indexes and the foreign keys between these tables are dropped
+    first and put back at the end: building a GIN index once costs less than half of maintaining
+    it row by row, and each foreign-key check locks its parent row. The generator's rows are
+    consistent by construction; putting the keys back validates them all the same. Should the
+    run die in between, the next run (or `flask --app wsgi db init`) puts them back.
+    """
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        connection = session.connection()
+        self.sequences = {
+            table: connection.exec_driver_sql(f"SELECT pg_get_serial_sequence('\"{table}\"', 'id')").scalar_one()
+            for table in TABLES
+        }
+
+    def before(self, connection: Connection) -> None:
+        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")  # a crash loses the batch, never corrupts
+        # Concurrent inserts wait for the batch (reads do not), so our precomputed ids stay ours.
+        # Taken before the audit head so a concurrent edit (insert, then audit) cannot deadlock with us.
+        connection.exec_driver_sql(
+            "LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE" % ", ".join(f'"{table}"' for table in TABLES))
+
+    def next_ids(self, connection: Connection) -> dict[str, int]:
+        ids = {}
+        for table in TABLES:
+            sequence = self.sequences[table]
+            ids[table] = connection.exec_driver_sql(
+                f'SELECT GREATEST((SELECT COALESCE(MAX(id), 0) FROM "{table}"), '
+                f"(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {sequence})) + 1"
+            ).scalar_one()
+        return ids
+
+    def prepare(self, big: bool) -> None:
+        if big:
+            connection = self.session.connection()
+            for table, name in _postgres_foreign_keys(connection):
+                connection.exec_driver_sql(f'ALTER TABLE "{table}" DROP CONSTRAINT "{name}"')
+            for (name,) in connection.exec_driver_sql(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+                "AND tablename = ANY(%(tables)s) AND indexdef LIKE '%%gin_trgm_ops%%'",
+                {"tables": list(TRIGRAM_INDEXED)},
+            ):
+                connection.exec_driver_sql(f'DROP INDEX "{name}"')
+        self.session.commit()
+
+    def finish(self) -> None:
+        self.session.rollback()
+        restore_postgres_constraints(self.session)
+
+    def insert(self, connection: Connection, batch: Batch) -> None:
+        cursor = connection.connection.driver_connection.cursor()
+        quote = connection.dialect.identifier_preparer.quote
+        for table in TABLES:
+            rows = batch.rows[table]
+            if not rows:
+                continue
+            columns = ", ".join(quote(column) for column in COLUMNS[table])
+            with cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            last = batch.first_ids[table] + len(rows) - 1
+            connection.exec_driver_sql(f"SELECT setval('{self.sequences[table]}', %(last)s)", {"last": last})
+
+
+def _postgres_foreign_keys(connection: Connection) -> list[tuple[str, str]]:
+    """(table, constraint) for the foreign keys among the tables the generator fills."""
+    inspector = inspect(connection)
+    return [(table, key["name"]) for table in TABLES for key in inspector.get_foreign_keys(table)
+            if key["referred_table"] in TABLES]
+
+
+def restore_postgres_constraints(session: Session) -> None:
+    """Put back the foreign keys (from the models) and trigram indexes (schema.py) a big load dropped."""
+    connection = session.connection()
+    inspector = inspect(connection)
+    present = {(table, tuple(key["constrained_columns"])) for table in TABLES for key in inspector.get_foreign_keys(table)}
+    missing = [key for table in TABLES for key in db.metadata.tables[table].foreign_key_constraints
+               if (table, tuple(key.column_keys)) not in present]
+    for constraint in missing:
+        connection.execute(AddConstraint(constraint))  # validates every row
+    indexes = connection.exec_driver_sql(
+        "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() "
+        "AND tablename = ANY(%(tables)s) AND indexdef LIKE '%%gin_trgm_ops%%'", {"tables": list(TRIGRAM_INDEXED)},
+    ).scalar_one()
+    session.commit()
+    if missing or indexes < len(TRIGRAM_INDEXED):
+        create_schema(session.get_bind())  # CREATE INDEX IF NOT EXISTS for the trigram indexes
+
+
+def make_writer(session: Session) -> BatchWriter:
+    name = session.get_bind().dialect.name
+    if name == "sqlite":
+        return SqliteWriter(session)
+    if name == "postgresql":
+        return PostgresWriter(session)
+    return BatchWriter(session)
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+def _order_exists(session: Session, index: int) -> bool:
+    number = ORDER_NUMBER_BASE + index
+    references = [f"{store}--{number}" for store, _ in STORES]
+    return session.scalar(select(Order.id).where(Order.order_reference.in_(references)).limit(1)) is not None
+
+
+def orders_present(session: Session) -> int:
+    """How many generated orders exist. Batches commit in order, so they are always a prefix."""
+    if not _order_exists(session, 0):
+        return 0
+    low, high = 1, 2  # invariant: order low-1 exists; find the first missing one
+    while _order_exists(session, high - 1):
+        low, high = high, high * 2
+    while low < high:  # first missing index in [low, high)
+        middle = (low + high) // 2
+        if _order_exists(session, middle):
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+@dataclass(frozen=True)
+class PreviousRun:
+    seed: int
+    anchor: int
+
+
+def previous_run(session: Session) -> PreviousRun | None:
+    detail = session.scalar(
+        select(AuditEvent.detail).where(AuditEvent.action == RUN_ACTION).order_by(AuditEvent.seq.desc()).limit(1))
+    if not detail:
+        return None
+    data = json.loads(detail)
+    return PreviousRun(int(data["seed"]), int(data["anchor"]))
+
+
+def default_anchor(now: datetime | None = None) -> int:
+    """Midnight UTC of today: the history ends there, so it covers the last two years."""
+    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return int(datetime(moment.year, moment.month, moment.day, tzinfo=timezone.utc).timestamp())
+
+
+# ----------------------------------------------------------------------------- users
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    role: str
+    password: str | None  # only when created by this run
+
+
+def ensure_demo_users(session: Session) -> list[DemoUser]:
+    """Add the missing demo users to the session; the caller commits once their passwords are saved."""
+    users = []
+    for username, role in DEMO_USERS:
+        if session.scalar(select(User.id).where(User.username == username)) is not None:
+            users.append(DemoUser(username, role.value, None))
+            continue
+        password = secrets.token_urlsafe(18)  # 24 characters, ~144 bits
+        user = User(username=username, role=role.value)
+        user.set_password(password)
+        session.add(user)
+        audit.append_event(session, audit.EventData(
+            action="user.created", actor=DEMO_ACTOR, record_type="user", record_key=username, new_value=role.value))
+        users.append(DemoUser(username, role.value, password))
+    return users
+
+
+def write_users_file(path: Path, users: list[DemoUser]) -> None:
+    """Add the new users' passwords to the file (mode 0600), keeping the lines of earlier ones."""
+    created = {user.username: user for user in users if user.password}
+    if not created:
+        return
+    kept = []
+    if path.exists():
+        kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+                if line and not line.startswith("#") and line.split("\t")[0] not in created]
+    lines = ["# Reference Desk demo users, created by `flask --app wsgi demo load`. Keep this file private.",
+             "# username\trole\tpassword", *kept,
+             *(f"{user.username}\t{user.role}\t{user.password}" for user in created.values())]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+        os.fchmod(stream.fileno(), 0o600)  # whatever the umask
+        stream.write("\n".join(lines) + "\n")
+    os.replace(temporary, path)
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+@dataclass
+class DemoReport:
+    seed: int
+    carts_file: Path
+    carts: ImportReport
+    orders_requested: int
+    orders_before: int = 0
+    orders_after: int = 0
+    added: dict[str, int] = field(default_factory=lambda: {table: 0 for table in TABLES})
+    events: int = 0
+    seconds: float = 0.0
+    users: list[DemoUser] = field(default_factory=list)
+    users_file: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def orders_per_second(self) -> float:
+        generated = self.orders_after - self.orders_before
+        return generated / self.seconds if self.seconds else 0.0
+
+    def lines(self) -> list[str]:
+        carts = self.carts
+        lines = [f"Spryker carts from {self.carts_file.name}: {carts.loaded} loaded "
+                 f"({carts.created} new, {carts.updated} updated)"]
+        lines += [f"  problem: {problem}" for problem in carts.problems]
+        lines += self.notes
+        if self.orders_after > self.orders_before:
+            added = self.added
+            lines.append(
+                f"Demo history (seed {self.seed}): {self.orders_after - self.orders_before:,} orders added, "
+                f"{self.orders_after:,} in all; {added['customers']:,} customers, {added['carts']:,} carts, "
+                f"{added['references']:,} references, {added['search_terms']:,} search terms, "
+                f"{self.events:,} audit events in {self.seconds:.1f} s ({self.orders_per_second:,.0f} orders/s)")
+        elif not self.notes:
+            lines.append(f"Demo history (seed {self.seed}): {self.orders_after:,} orders present "
+                         f"(asked for {self.orders_requested:,}); nothing to add")
+        lines += self._user_lines()
+        return lines
+
+    def _user_lines(self) -> list[str]:
+        created = [user for user in self.users if user.password]
+        existing = [user for user in self.users if not user.password]
+        lines = []
+        if created:
+            lines.append(f"Demo users created (passwords shown once; also in {self.users_file}, mode 0600):")
+            lines += [f"  {user.username:<16} {user.role:<11} {user.password}" for user in created]
+        if existing:
+            names = ", ".join(f"{user.username} ({user.role})" for user in existing)
+            where = f"their passwords are in {self.users_file}" if self.users_file and self.users_file.exists() \
+                else f"their passwords were shown when they were created ({self.users_file} is missing)"
+            lines.append(f"Demo users exist: {names}; {where}")
+        return lines
+
+
+def load_demo(session: Session, *, orders: int, seed: int, carts_file: Path, now: datetime | None = None) -> DemoReport:
+    """Import the Spryker carts, ensure the demo users, then generate up to `orders` orders.
+
+    Safe to run again: what exists is kept and only the missing orders (and their carts,
+    customers and references) are added. `now` fixes the end of the history (tests).
+    """
+    _check_columns()
+    if session.get_bind().dialect.name == "postgresql":
+        restore_postgres_constraints(session)  # left out by a big load that died?
+    report = DemoReport(seed=seed, carts_file=carts_file, orders_requested=orders,
+                        carts=import_carts_file(session, carts_file, DEMO_ACTOR))
+    spryker_customers = _spryker_customers(carts_file)
+    _name_spryker_customers(session, spryker_customers)
+    report.users = ensure_demo_users(session)
+    report.users_file = Path(current_app.instance_path) / USERS_FILE_NAME
+    write_users_file(report.users_file, report.users)  # before the commit: a password is never lost
+    session.commit()
+    _generate(session, report, spryker_customers, now)
+    return report
+
+
+def _spryker_customers(carts_file: Path) -> tuple[str, ...]:
+    with carts_file.open(newline="", encoding="utf-8") as stream:
+        found = {(row.get("customer_reference") or "").strip() for row in csv.DictReader(stream)}
+    return tuple(sorted(reference for reference in found if reference))
+
+
+def _name_spryker_customers(session: Session, references: Sequence[str]) -> None:
+    """The carts file knows its customers by reference only; give them a name and e-mail for the demo."""
+    unnamed = session.scalars(
+        select(Customer).where(Customer.customer_reference.in_(references), Customer.email.is_(None))).all()
+    for customer in unnamed:
+        plan = spryker_customer_plan(customer.customer_reference)
+        customer.email, customer.first_name, customer.last_name = plan.email, plan.first_name, plan.last_name
+        customer.company = customer.company or plan.company
+        session.flush()
+        reindex(session, customer)
+    session.commit()
+
+
+def _generate(session: Session, report: DemoReport, spryker_customers: tuple[str, ...], now: datetime | None) -> None:
+    present = report.orders_before = report.orders_after = orders_present(session)
+    run = previous_run(session)
+    if present and run and run.seed != report.seed:
+        report.notes.append(
+            f"Demo history: {present:,} orders from seed {run.seed} are loaded; nothing added. "
+            f"Run with --seed {run.seed} to extend them, or start from an empty database.")
+        return
+    if report.orders_requested <= present:
+        return
+    anchor = run.anchor if present and run else default_anchor(now)
+    adding = report.orders_requested - present
+    run_event = audit.EventData(action=RUN_ACTION, actor=DEMO_ACTOR, detail=json.dumps({
+        "seed": report.seed, "anchor": anchor, "orders_present": present,
+        "orders_requested": report.orders_requested, "generator": GENERATOR_VERSION}, separators=(",", ":")))
+    started = time.perf_counter()
+    writer = make_writer(session)
+    try:
+        writer.prepare(big=adding >= BIG_LOAD_ORDERS and adding >= present)
+        spec = GenerationSpec(seed=report.seed, anchor=anchor, start=present, end=report.orders_requested,
+                              dialect=writer.dialect, spryker_customers=spryker_customers,
+                              next_ids=writer.next_ids(session.connection()))
+        session.commit()  # next_ids opened a transaction; each batch runs in its own
+        with batch_stream(spec) as batches:
+            for batch in batches:
+                events = _events(batch)
+                if run_event is not None:  # recorded with the first batch, so it exists whenever its orders do
+                    events.insert(0, run_event)
+                    run_event = None
+                writer.write(batch, events)
+                session.commit()
+                _count(report, batch, len(events))
+    finally:
+        writer.finish()  # also rebuilds what a big load dropped: counted in the rate
+        report.seconds = time.perf_counter() - started
+
+
+def _events(batch: Batch) -> list[audit.EventData]:
+    now = datetime.now(timezone.utc)
+    return [
+        audit.EventData(action="record.imported", actor=DEMO_ACTOR, record_type=record_type, record_key=record_key,
+                        detail=detail, occurred_at=now)
+        for record_type, record_key, detail in batch.events
+    ]
+
+
+def _count(report: DemoReport, batch: Batch, events: int) -> None:
+    for table in TABLES:
+        report.added[table] += len(batch.rows[table])
+    report.events += events
+    report.orders_after = batch.orders_end

@@ -1,0 +1,294 @@
+"""The demo generator: deterministic, resumable, true to Spryker's rules, audited and indexed."""
+from __future__ import annotations
+
+import json
+import stat
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from dashboard import audit, demo
+from dashboard.models import AuditEvent, Cart, CartState, Customer, Order, Reference, SearchTerm, User, db
+from dashboard.references import Kind, matching_key
+from dashboard.tracking import identify_one
+
+from .conftest import CARTS_FILE, _make_app
+
+NOW = datetime(2026, 12, 3, 10, 0, tzinfo=timezone.utc)
+ORDERS = 300
+
+
+def _load(app: Flask, orders: int = ORDERS, seed: int = 42, now: datetime = NOW) -> demo.DemoReport:
+    with app.app_context():
+        return demo.load_demo(db.session, orders=orders, seed=seed, carts_file=CARTS_FILE, now=now)
+
+
+@pytest.fixture
+def instance(app: Flask, tmp_path: Path) -> Path:
+    """Keep demo-users.txt out of the real instance folder."""
+    app.instance_path = str(tmp_path / "instance")
+    return tmp_path / "instance"
+
+
+@pytest.fixture
+def fresh_app(tmp_path: Path):
+    """Further empty SQLite apps, for comparing runs."""
+    apps = []
+
+    def make(name: str) -> Flask:
+        app = _make_app(f"sqlite:///{tmp_path / name}.sqlite3")
+        app.instance_path = str(tmp_path / f"{name}-instance")
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def _references(app: Flask) -> list[tuple]:
+    """Every reference with its owner's business key, independent of row ids."""
+    with app.app_context():
+        rows = db.session.execute(
+            select(Order.order_reference, Cart.key, Reference.kind, Reference.value, Reference.active)
+            .select_from(Reference).outerjoin(Order, Reference.order_id == Order.id)
+            .outerjoin(Cart, Reference.cart_id == Cart.id)
+        ).all()
+    return sorted(tuple("" if value is None else value for value in row) for row in rows)
+
+
+def _counts(app: Flask) -> dict[str, int]:
+    with app.app_context():
+        return {model.__tablename__: db.session.scalar(select(func.count()).select_from(model))
+                for model in (Customer, Cart, Order, Reference, SearchTerm, AuditEvent, User)}
+
+
+def test_the_same_seed_gives_the_same_history(fresh_app) -> None:
+    first, second, other = fresh_app("first"), fresh_app("second"), fresh_app("other")
+    _load(first), _load(second), _load(other, seed=7)
+    assert _references(first) == _references(second)
+    assert _references(first) != _references(other)
+    assert len(_references(first)) > 3 * ORDERS
+
+
+def test_a_second_run_adds_nothing(app: Flask, instance: Path) -> None:
+    first = _load(app)
+    before = _counts(app)
+    second = _load(app)
+    after = _counts(app)
+    # The cart import records each re-read cart; nothing else changes.
+    assert {**after, "audit_events": 0} == {**before, "audit_events": 0}
+    assert after["audit_events"] == before["audit_events"] + first.carts.loaded
+    assert second.orders_before == second.orders_after == ORDERS
+    assert any("nothing to add" in line for line in second.lines())
+
+
+def test_a_larger_run_adds_exactly_the_missing_orders(fresh_app) -> None:
+    grown, fresh = fresh_app("grown"), fresh_app("fresh")
+    _load(grown, orders=ORDERS)  # stops inside a block: the next run resumes mid-block
+    report = _load(grown, orders=1200, now=datetime(2027, 3, 1, tzinfo=timezone.utc))  # keeps the first anchor
+    _load(fresh, orders=1200)
+    assert report.orders_before == ORDERS and report.orders_after == 1200
+    assert _references(grown) == _references(fresh)
+    assert {k: v for k, v in _counts(grown).items() if k != "audit_events"} == \
+        {k: v for k, v in _counts(fresh).items() if k != "audit_events"}
+    with grown.app_context():
+        assert audit.verify_chain(db.session).ok
+
+
+def test_another_seed_does_not_mix_into_existing_history(app: Flask, instance: Path) -> None:
+    _load(app)
+    before = _counts(app)
+    report = _load(app, orders=2 * ORDERS, seed=7)
+    assert any("--seed 42" in line for line in report.lines())
+    assert _counts(app)["orders"] == before["orders"]
+
+
+def test_carts_follow_spryker_rules(app: Flask, instance: Path) -> None:
+    _load(app, orders=1000)
+    with app.app_context():
+        session = db.session
+        custom = {}  # (owner type, id) -> active custom value
+        for reference in session.scalars(select(Reference).where(Reference.kind == Kind.CUSTOM, Reference.active)):
+            owner = ("order", reference.order_id) if reference.order_id else ("cart", reference.cart_id)
+            assert owner not in custom, "at most one active custom reference per record"
+            custom[owner] = reference.value
+        linked = session.execute(select(Order.id, Order.cart_id).where(Order.cart_id.is_not(None))).all()
+        assert linked
+        for order_id, cart_id in linked:
+            cart = session.get(Cart, cart_id)
+            assert cart.state == CartState.ORDERED
+            assert custom.get(("order", order_id)) == custom.get(("cart", cart_id))
+        states = Counter(session.scalars(select(Cart.state)))
+        assert {CartState.OPEN, CartState.LOCKED, CartState.ORDERED, CartState.DELETED} <= set(states)
+        reorders = session.scalars(select(Cart).where(Cart.name.like("Reorder %"))).all()
+        assert reorders
+        for cart in reorders:
+            source = session.scalar(select(Order).where(Order.order_reference == cart.name.removeprefix("Reorder ")))
+            assert custom[("cart", cart.id)] == custom[("order", source.id)]
+        retired = session.scalars(select(Reference).where(Reference.active.is_(False))).all()
+        assert retired and all(r.retired_at and r.retired_by == "demo-generator" for r in retired)
+        orders = session.scalars(select(Order)).all()
+        assert {order.store for order in orders} == {"DE", "AT", "US"}
+        assert all(order.order_reference.startswith(f"{order.store}--") for order in orders)
+        assert all(order.currency == {"DE": "EUR", "AT": "EUR", "US": "USD"}[order.store] for order in orders)
+        assert all(order.placed_at.tzinfo is not None and order.placed_at <= NOW for order in orders)
+        per_customer = Counter(order.customer_reference for order in orders)
+        assert per_customer.most_common(1)[0][1] > 5
+        kinds = {reference.kind for reference in session.scalars(select(Reference))}
+        assert kinds == {kind.value for kind in Kind}
+        assert any(not value.isascii() for value in custom.values())
+
+
+def test_every_generated_reference_has_its_audit_event(app: Flask, instance: Path) -> None:
+    report = _load(app)
+    with app.app_context():
+        session = db.session
+        assert audit.verify_chain(session).ok
+        imported: dict[tuple[str, str], dict] = {}
+        for event in session.scalars(select(AuditEvent).where(AuditEvent.action == "record.imported",
+                                                              AuditEvent.actor_name == "demo-generator")):
+            if event.detail.startswith("{"):  # the carts file import writes "created"/"updated"
+                imported[(event.record_type, event.record_key)] = json.loads(event.detail)
+        for reference in session.scalars(select(Reference).where(Reference.created_by == "demo-generator")):
+            owner = ("order", reference.order.order_reference) if reference.order_id else ("cart", reference.cart.key)
+            detail = imported[owner]
+            listed = detail["references"] if reference.active else detail["retired"]
+            assert [reference.kind, reference.value] in listed
+        records = sum(session.scalar(select(func.count()).select_from(model)) for model in (Order, Cart))
+        assert len(imported) == records - report.carts.loaded
+
+
+def test_records_are_findable(app: Flask, instance: Path) -> None:
+    _load(app)
+    with app.app_context():
+        session = db.session
+        terms = Counter(session.execute(select(SearchTerm.record_type, SearchTerm.field)).all())
+        orders, carts, customers = (session.scalar(select(func.count()).select_from(model))
+                                    for model in (Order, Cart, Customer))
+        assert terms[("order", "order_reference")] == orders
+        assert terms[("cart", "cart_key")] == terms[("cart", "cart_uuid")] == carts
+        assert terms[("customer", "customer_reference")] == terms[("customer", "email")] == customers
+        for reference in session.scalars(select(Reference).limit(200)):
+            assert reference.key == matching_key(reference.value)
+        connection = session.connection()
+        for fts in ("references_fts", "search_terms_fts"):  # the index matches its table, row for row
+            connection.exec_driver_sql(f"INSERT INTO {fts}({fts}, rank) VALUES ('integrity-check', 1)")
+            assert connection.exec_driver_sql(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = ?", (f"{fts}_ai",)).scalar() == 1
+
+
+def test_tracking_numbers_pass_the_carriers_check_digits(app: Flask, instance: Path) -> None:
+    _load(app)
+    with app.app_context():
+        numbers = db.session.scalars(select(Reference.value).where(Reference.kind == Kind.TRACKING)).all()
+    assert len(numbers) > ORDERS / 2
+    couriers = Counter()
+    for number in numbers:
+        match = identify_one(number)
+        assert match is not None and match.valid, number
+        expected = "ups" if number.startswith("1Z") else "dhl" if len(number) == 10 else "dpd"
+        assert match.courier_code == expected, (number, match)
+        couriers[expected] += 1
+    assert set(couriers) == {"dhl", "ups", "dpd"}
+
+
+def test_demo_users_are_created_once(app: Flask, instance: Path) -> None:
+    first = _load(app)
+    users_file = instance / "demo-users.txt"
+    assert stat.S_IMODE(users_file.stat().st_mode) == 0o600
+    lines = [line.split("\t") for line in users_file.read_text().splitlines() if not line.startswith("#")]
+    assert {(name, role) for name, role, _ in lines} == {
+        ("demo-agent", "agent"), ("demo-supervisor", "supervisor"), ("demo-admin", "admin")}
+    with app.app_context():
+        for name, _, password in lines:
+            assert db.session.scalar(select(User).where(User.username == name)).check_password(password)
+            assert any(password in line for line in first.lines())
+    second = _load(app)
+    text = "\n".join(second.lines())
+    assert all(password not in text for _, _, password in lines)
+    assert "Demo users exist" in text and str(users_file) in text
+    assert users_file.read_text().count("demo-agent") == 1
+
+
+def test_the_generator_process_gives_the_same_history(fresh_app, monkeypatch: pytest.MonkeyPatch) -> None:
+    inline, spawned = fresh_app("inline"), fresh_app("spawned")
+    _load(inline)
+    monkeypatch.setattr(demo, "WORKER_MIN_ORDERS", 0)
+    _load(spawned)
+    assert _references(inline) == _references(spawned)
+
+
+def test_rows_move_to_free_ids_when_another_writer_took_them(app: Flask, instance: Path) -> None:
+    _load(app, orders=0)  # the carts file's carts and customers already hold ids 1...
+    with app.app_context():
+        session = db.session
+        writer = demo.make_writer(session)
+        spec = demo.GenerationSpec(seed=42, anchor=demo.default_anchor(NOW), start=0, end=ORDERS, dialect="sqlite",
+                                   spryker_customers=(), next_ids={table: 1 for table in demo.TABLES})
+        for batch in demo.generate_batches(spec):
+            writer.write(batch, demo._events(batch))
+            session.commit()
+        writer.finish()
+        for order in session.scalars(select(Order).where(Order.cart_id.is_not(None))):
+            assert order.cart.state == CartState.ORDERED and int(order.cart.key.split("-")[1]) >= 1000
+        for term in session.scalars(select(SearchTerm).where(SearchTerm.record_type == "order")):
+            assert session.get(Order, term.record_id).order_reference == term.value
+        assert audit.verify_chain(session).ok
+
+
+@pytest.mark.postgres
+def test_postgres_load_is_complete_and_idempotent(postgres_app: Flask, tmp_path: Path) -> None:
+    postgres_app.instance_path = str(tmp_path)
+    _load(postgres_app)
+    before = _counts(postgres_app)
+    _load(postgres_app)
+    after = _counts(postgres_app)
+    assert before["orders"] == ORDERS and before["references"] > 3 * ORDERS
+    assert after["references"] == before["references"] and after["carts"] == before["carts"]
+    with postgres_app.app_context():
+        session = db.session
+        assert audit.verify_chain(session).ok
+        # Later inserts through the ORM get ids after ours: the sequences were moved on.
+        customer = Customer(customer_reference="DE--999999")
+        session.add(customer)
+        session.commit()
+        assert customer.id == before["customers"] + 1
+        linked = session.execute(select(Order.cart_id, Cart.state).join(Cart, Order.cart_id == Cart.id)).all()
+        assert linked and all(state == CartState.ORDERED for _, state in linked)
+
+
+def _postgres_keys_and_indexes(app: Flask) -> tuple[int, int]:
+    with app.app_context():
+        connection = db.session.connection()
+        keys = connection.exec_driver_sql(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND connamespace = current_schema()::regnamespace"
+        ).scalar_one()
+        indexes = connection.exec_driver_sql(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexdef LIKE '%%gin_trgm_ops%%'"
+        ).scalar_one()
+        db.session.rollback()
+    return keys, indexes
+
+
+@pytest.mark.postgres
+def test_a_big_postgres_load_puts_back_what_it_dropped(postgres_app: Flask, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    postgres_app.instance_path = str(tmp_path)
+    expected = _postgres_keys_and_indexes(postgres_app)
+    assert expected[0] >= 3 and expected[1] == 2
+    monkeypatch.setattr(demo, "BIG_LOAD_ORDERS", 1)
+    _load(postgres_app)
+    assert _postgres_keys_and_indexes(postgres_app) == expected
+    with postgres_app.app_context():  # as a big load that died would leave them
+        connection = db.session.connection()
+        connection.exec_driver_sql('ALTER TABLE "references" DROP CONSTRAINT references_order_id_fkey')
+        connection.exec_driver_sql("DROP INDEX ix_references_key_trgm")
+        db.session.commit()
+    _load(postgres_app)
+    assert _postgres_keys_and_indexes(postgres_app) == expected

@@ -11,7 +11,8 @@ own fields:
   array parameter.
 
 A weaker tier only fills what the stronger ones left of the candidate budget, so a short query that
-matches a million keys costs no more than one that matches two hundred. The hot path is plain SQL
+matches a million keys costs no more than one that matches two hundred; the similar tier runs only
+when nothing else matched. The hot path is plain SQL
 with bound parameters (no user text is ever part of the SQL); the ORM would add milliseconds.
 """
 from __future__ import annotations
@@ -200,9 +201,10 @@ def _classify(tier: Tier, key: str, found_key: str) -> Tier:
     return tier
 
 
-def _source_hits(session: Session, source: str, tier: Tier, key: str, limit: int) -> list[Hit]:
+def _source_hits(session: Session, source: str, tier: Tier, key: str, parameters: dict) -> list[Hit]:
     dialect = session.get_bind().dialect.name
-    rows = session.execute(text(tier_sql(dialect, source, tier)), tier_parameters(dialect, tier, key, limit)).all()
+    rows = session.execute(text(tier_sql(dialect, source, tier)), parameters).all()
+    limit = parameters["limit"]
     hits: list[Hit] = []
     customer_terms: list[tuple] = []
     for row in rows:
@@ -249,14 +251,22 @@ def _tier_plan(key: str) -> list[Tier]:
 
 
 def collect_hits(session: Session, key: str, candidates: int) -> tuple[list[Hit], bool]:
-    """Hits from every tier within the budget; True when the budget ran out (more may exist)."""
+    """Hits from every tier within the budget; True when the budget ran out (more may exist).
+
+    The similar tier is a "did you mean": it runs only when no stronger tier found anything, so
+    typo look-alikes never crowd real matches.
+    """
+    dialect = session.get_bind().dialect.name
     hits: list[Hit] = []
     for tier in _tier_plan(key):
+        if tier == Tier.SIMILAR and hits:
+            break
+        parameters = tier_parameters(dialect, tier, key, candidates)
         for source in SOURCES:
-            room = candidates - len(hits)
-            if room <= 0:
+            parameters["limit"] = candidates - len(hits)
+            if parameters["limit"] <= 0:
                 return hits, True
-            hits.extend(_source_hits(session, source, tier, key, room))
+            hits.extend(_source_hits(session, source, tier, key, parameters))
     return hits, len(hits) >= candidates
 
 

@@ -12,7 +12,7 @@ from flask.cli import AppGroup
 
 from . import PROJECT_ROOT, audit
 from .models import Role, User, db
-from .schema import create_schema
+from .schema import create_schema, refresh_statistics
 
 DEFAULT_CARTS_FILE = PROJECT_ROOT.parent / "shared" / "data" / "spryker" / "multi_cart.csv"
 
@@ -30,6 +30,13 @@ def db_init() -> None:
     click.echo(f"schema ready on {db.engine.url.render_as_string(hide_password=True)}")
 
 
+@db_cli.command("analyze")
+def db_analyze() -> None:
+    """Refresh planner statistics and trigram counts (after big imports; cheap to run nightly)."""
+    refresh_statistics(db.engine)
+    click.echo("statistics refreshed")
+
+
 @demo_cli.command("load")
 @click.option("--orders", default=5000, show_default=True, type=click.IntRange(min=0))
 @click.option("--carts-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
@@ -40,6 +47,8 @@ def demo_load(orders: int, carts_file: Path | None, seed: int) -> None:
 
     create_schema(db.engine)
     report = load_demo(db.session, orders=orders, seed=seed, carts_file=carts_file or DEFAULT_CARTS_FILE)
+    db.session.commit()
+    refresh_statistics(db.engine)
     for line in report.lines():
         click.echo(line)
 

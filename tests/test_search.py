@@ -165,3 +165,19 @@ def test_within_a_tier_active_before_retired_and_open_carts_first(both_app):
     results, _, _ = _find(both_app, "PO-RANK")
     assert [row.record.key for row in results.carts.rows] == ["quote-r2", "quote-r1"]
     assert [row.record.order_reference for row in results.orders.rows] == ["DE--7002", "DE--7001", "DE--7003"]
+
+
+def test_contains_search_picks_the_rarest_trigrams_from_the_statistics(app):
+    from dashboard.schema import refresh_statistics
+    from dashboard.search import rarest_trigrams
+
+    with app.app_context():
+        for number in range(30):
+            make_cart(f"quote-t{number}", name="t", custom=f"PO-2025-{number:04d}")
+        make_cart("quote-rare", name="r", custom="PO-2025-XQZ1")
+        db.session.commit()
+        refresh_statistics(db.engine)
+        assert set(rarest_trigrams(db.session, "2025xqz1")) <= {"25x", "5xq", "xqz", "qz1"}  # held by one key
+        results = search(db.session, "2025xqz1")
+        assert [row.record.key for row in results.carts.rows] == ["quote-rare"]
+        assert results.carts.rows[0].hit.tier == Tier.CONTAINS

@@ -25,8 +25,8 @@ def test_contains_search_uses_the_trigram_index(both_app, source):
         plan = _plan(source, Tier.CONTAINS)
         if db.engine.dialect.name == "sqlite":
             assert f"JOIN {source}_fts f" in tier_sql("sqlite", source, Tier.CONTAINS)
-            # 0:L = the LIKE constraint is handed to the FTS5 trigram index; rows follow by rowid.
-            assert "SCAN f VIRTUAL TABLE INDEX 0:L" in plan and "USING INTEGER PRIMARY KEY" in plan, plan
+            # 0:M = the MATCH of the key's trigrams is answered by the FTS5 index; rows follow by rowid.
+            assert "SCAN f VIRTUAL TABLE INDEX 0:M" in plan and "USING INTEGER PRIMARY KEY" in plan, plan
         else:
             assert f"ix_{source}_key_trgm" in plan, plan
 

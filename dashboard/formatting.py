@@ -6,6 +6,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from babel.numbers import format_currency as babel_format_currency
+from flask import g
 from flask_babel import get_locale
 from markupsafe import Markup, escape
 
@@ -23,7 +24,9 @@ def _currency_layout(currency: str, locale: str) -> tuple[str, str, str, str]:
 
 def money(minor: int | None, currency: str) -> str:
     """Minor units as the locale writes money: 273839 EUR is "€2,738.39" in English."""
-    prefix, suffix, group, decimal = _currency_layout(currency, str(get_locale()))
+    if "locale" not in g:  # get_locale() walks Flask-Babel's context on every call
+        g.locale = str(get_locale())
+    prefix, suffix, group, decimal = _currency_layout(currency, g.locale)
     amount = (minor or 0) / 100
     number = f"{abs(amount):,.2f}".replace(",", "\0").replace(".", decimal).replace("\0", group)
     return f"{'-' if amount < 0 else ''}{prefix}{number}{suffix}"

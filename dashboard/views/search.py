@@ -1,12 +1,18 @@
 """The search page: one box; the same URL answers a full page or, for htmx, the results region."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from markupsafe import Markup
 
 from ..auth import require_role
 from ..htmx import wants_fragment
 from ..models import Role, db
 from ..references import MAX_VALUE_LENGTH
+from ..formatting import highlighted, money, state_badge, when
+from ..search import ResultRow, SearchResults
 from ..search import search as run_search
 from ..tracking import identify_one
 
@@ -20,6 +26,56 @@ GROUP_ALL_LIMIT = 1000
 @require_role(Role.AGENT)
 def index():
     return redirect(url_for("search.search"))
+
+
+@dataclass(frozen=True)
+class ResultLine:
+    """One result row, ready to print: a page of results is built in Python, where it is cheap."""
+
+    href: str
+    title: str
+    subtitle: str
+    state: Markup
+    customer: str
+    detail: str
+    date: Markup
+    total: str
+    tier: str
+    tier_label: str
+    field_label: str
+    value: Markup
+    retired: bool
+    exact: bool
+
+
+def _record_url(endpoint: str, argument: str):
+    """url_for once per page, then the key put in: calling url_for for every row is slow."""
+    template = url_for(endpoint, **{argument: "__KEY__"})
+    return lambda key: template.replace("__KEY__", quote(key, safe=""))
+
+
+def result_lines(results: SearchResults) -> dict[str, list[ResultLine]]:
+    labels, exact = g.labels, results.single_exact
+    order_url = _record_url("records.order", "order_reference")
+    cart_url = _record_url("records.cart", "cart_key")
+
+    def line(row: ResultRow, href: str, title: str, subtitle: str, state: str, customer: str, detail: str, date) -> ResultLine:
+        record, hit = row.record, row.hit
+        return ResultLine(
+            href=href, title=title, subtitle=subtitle, state=state_badge(state), customer=customer or "–",
+            detail=detail or "", date=when(date), total=money(record.grand_total, record.currency),
+            tier=hit.tier.label, tier_label=labels["tier_labels"][hit.tier.label],
+            field_label=labels["field_labels"].get(hit.field, hit.field),
+            value=highlighted(hit.value, row.highlight(results.key)), retired=not hit.active, exact=row is exact,
+        )
+
+    return {
+        "orders": [line(row, order_url(o.order_reference), o.order_reference, "", o.status,
+                        o.name or o.customer_reference, o.email, o.placed_at)
+                   for row in results.orders.rows for o in [row.record]],
+        "carts": [line(row, cart_url(c.key), c.key, c.name, c.state, c.customer_reference, "", c.updated_at)
+                  for row in results.carts.rows for c in [row.record]],
+    }
 
 
 def _results_context(query: str, group: str | None) -> dict:
@@ -36,6 +92,7 @@ def _results_context(query: str, group: str | None) -> dict:
     else:
         results = run_search(db.session, query, shown=current_app.config["SEARCH_GROUP_LIMIT"])
     context["results"] = results
+    context["lines"] = result_lines(results)
     context["tracking_hint"] = identify_one(query)
     return context
 

@@ -22,6 +22,9 @@ CHROMIUM_FLAGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# Two shared cores under a full suite can be slow: wait longer than Playwright's 5 s default
+# for what a user would see (a wait ends as soon as it is seen, so passing runs are not slower).
+expect.set_options(timeout=15_000)
 
 pytestmark = pytest.mark.e2e
 
@@ -51,7 +54,7 @@ def new_page(browser: Browser, live_server: str):
 
     def make(width: int = 1280, height: int = 900) -> Page:
         context = browser.new_context(base_url=live_server, viewport={"width": width, "height": height})
-        context.set_default_timeout(10_000)
+        context.set_default_timeout(15_000)
         contexts.append(context)
         page = context.new_page()
         # Script errors and Content-Security-Policy violations show up here; none are expected.

@@ -61,7 +61,8 @@ LIKE_SCAN = {
 class Figures:
     database: str
     orders: int = 0
-    ours_ms: dict[str, list[float]] = field(default_factory=dict)
+    ours_ms: dict[str, list[float]] = field(default_factory=dict)  # whole request, rendering included
+    query_ms: list[float] = field(default_factory=list)  # search() alone: the database work and ranking
     like_ms: list[float] = field(default_factory=list)
     index_bytes: int = 0
     load_seconds: float | None = None
@@ -141,6 +142,18 @@ def time_ours(app, queries: dict[str, list[str]]) -> dict[str, list[float]]:
             response = client.get("/search", query_string={"q": query}, headers=headers)
             timings[tier].append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200, response.status_code
+    return timings
+
+
+def time_search_function(app, queries: dict[str, list[str]]) -> list[float]:
+    from dashboard.search import search
+
+    timings = []
+    with app.app_context():
+        for query in [query for items in queries.values() for query in items]:
+            started = time.perf_counter()
+            search(db.session, query)
+            timings.append((time.perf_counter() - started) * 1000)
     return timings
 
 
@@ -246,6 +259,7 @@ def run(database: str, url: str, args) -> Figures:
         figures.orders = db.session.execute(text("SELECT count(*) FROM orders")).scalar_one()
     queries = make_queries(app, args.queries, args.seed)
     figures.ours_ms = time_ours(app, queries)
+    figures.query_ms = time_search_function(app, queries)
     figures.like_ms = time_like(app, queries)
     figures.index_bytes = index_bytes(app)
     if not args.skip_http:
@@ -264,16 +278,18 @@ def report(all_figures: list[Figures]) -> None:
 
     row("orders", [f"{f.orders:,}" for f in all_figures])
     every = [[ms for items in f.ours_ms.values() for ms in items] for f in all_figures]
-    row("search median ms (all tiers)", [f"{statistics.median(v):.2f}" for v in every], "< 5")
-    row("search p95 ms", [f"{percentile(v, .95):.2f}" for v in every], "< 25")
-    row("search p99 ms", [f"{percentile(v, .99):.2f}" for v in every])
+    row("request median ms (all tiers)", [f"{statistics.median(v):.2f}" for v in every], "< 5")
+    row("request p95 ms", [f"{percentile(v, .95):.2f}" for v in every], "< 25")
+    row("request p99 ms", [f"{percentile(v, .99):.2f}" for v in every])
+    row("search() alone median / p95 ms", [f"{statistics.median(f.query_ms):.2f}/{percentile(f.query_ms, .95):.2f}"
+                                           for f in all_figures])
     for tier in TIERS:
         row(f"  {tier}: median / p95 ms", [
             f"{statistics.median(f.ours_ms[tier]):.1f}/{percentile(f.ours_ms[tier], .95):.1f}" for f in all_figures])
     row("LIKE scan median ms", [f"{statistics.median(f.like_ms):.1f}" for f in all_figures])
     row("LIKE scan p95 ms", [f"{percentile(f.like_ms, .95):.1f}" for f in all_figures])
-    row("ratio of medians (LIKE / ours)", [f"{statistics.median(f.like_ms) / statistics.median(v):.0f}x"
-                                          for f, v in zip(all_figures, every)], ">= 20")
+    row("ratio of medians (LIKE / request)", [f"{statistics.median(f.like_ms) / statistics.median(v):.0f}x"
+                                             for f, v in zip(all_figures, every, strict=True)], ">= 20")
     row("search index bytes per order", [f"{f.index_bytes / max(f.orders, 1):.0f}" for f in all_figures], "< 1024")
     row("HTTP requests/s (2 workers)", [f"{f.requests_per_second:.0f}" if f.requests_per_second else "-" for f in all_figures])
     row("demo load orders/s (if built)", [f"{f.orders / f.load_seconds:,.0f}" if f.load_seconds else "reused" for f in all_figures], ">= 20,000")
@@ -282,7 +298,7 @@ def report(all_figures: list[Figures]) -> None:
                                    "p99_ms": percentile(v, .99), "like_median_ms": statistics.median(f.like_ms),
                                    "index_bytes_per_order": f.index_bytes / max(f.orders, 1),
                                    "requests_per_second": f.requests_per_second}
-                      for f, v in zip(all_figures, every)}))
+                      for f, v in zip(all_figures, every, strict=True)}))
 
 
 def main() -> None:

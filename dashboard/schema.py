@@ -80,7 +80,7 @@ def _postgres_trigram(table: str) -> str:
     return f'CREATE INDEX IF NOT EXISTS ix_{table}_key_trgm ON "{table}" USING gin (key gin_trgm_ops)'
 
 
-# How many keys hold each trigram, for choosing the rarest ones in a contains-search (search.py).
+# How many keys hold each trigram, for choosing selective ones in a contains-search (search.py).
 SQLITE_TRIGRAM_STATS = "CREATE TABLE IF NOT EXISTS trigram_stats (trigram TEXT PRIMARY KEY, docs INTEGER NOT NULL) WITHOUT ROWID"
 
 

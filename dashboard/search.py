@@ -170,7 +170,7 @@ def tier_sql(dialect: str, source: str, tier: Tier) -> str:
     if tier == Tier.SIMILAR:
         return f"{head} WHERE {_in_list(dialect, alias + '.key', 'variants')} LIMIT :limit"
     if dialect == "sqlite":
-        # FTS5 narrows to rows holding the key's rarest trigrams (see rarest_trigrams); instr()
+        # FTS5 narrows to rows holding the key's most selective trigrams (selective_trigrams); instr()
         # confirms the substring. > 1 because prefix matches were found by the range scan.
         return (f"{head} JOIN {source}_fts f ON f.rowid = {alias}.id "
                 f"WHERE {source}_fts MATCH :trigrams AND instr({alias}.key, :key) > 1 LIMIT :limit")
@@ -183,22 +183,37 @@ def trigrams(key: str) -> list[str]:
     return sorted({key[index:index + 3] for index in range(len(key) - 2)})
 
 
-def rarest_trigrams(session: Session, key: str, count: int = 2) -> list[str]:
-    """The key's trigrams that the fewest keys hold, from trigram_stats (see schema.py).
+# Posting-list entries a contains-search may read on SQLite (FTS5 reads every list it is given whole).
+TRIGRAM_READ_BUDGET = 80_000
+MAX_TRIGRAMS = 4
 
-    FTS5 reads the whole posting list of every trigram it is given: `PO-2025-494804` holds "202",
-    which half the references share. Its two rarest trigrams narrow as well and cost a fraction.
-    A trigram the statistics have not seen counts as rare.
+
+def selective_trigrams(session: Session, key: str) -> list[str]:
+    """The trigrams of `key` FTS5 should intersect: rare ones, from apart in the key.
+
+    Counts come from trigram_stats (see schema.refresh_statistics; one unseen counts as rare).
+    Overlapping trigrams say nearly the same thing ("bot" and "ebo" in "Angebot"), so each chosen one
+    starts at least three characters from the others; beyond two, more are added, rarest first,
+    while the posting lists to read stay within the budget.
     """
-    grams = trigrams(key)
-    if len(grams) <= count:
-        return grams
+    if len(key) <= 3:
+        return [key]
     rows = session.execute(
         text(f"SELECT trigram, docs FROM trigram_stats WHERE {_in_list('sqlite', 'trigram', 'grams')}"),
-        {"grams": json.dumps(grams)},
+        {"grams": json.dumps(trigrams(key))},
     ).all()
     docs = dict(rows)
-    return sorted(grams, key=lambda gram: (docs.get(gram, 0), gram))[:count]
+    by_rarity = sorted((docs.get(key[start:start + 3], 0), start) for start in range(len(key) - 2))
+    chosen: list[int] = []
+    read = 0
+    for count, start in by_rarity:
+        # Two at least: one trigram alone leaves thousands of rows to check one by one.
+        if len(chosen) == MAX_TRIGRAMS or (len(chosen) >= 2 and read + count > TRIGRAM_READ_BUDGET):
+            break
+        if all(abs(start - other) >= 3 for other in chosen):
+            chosen.append(start)
+            read += count
+    return sorted({key[start:start + 3] for start in chosen})
 
 
 def tier_parameters(dialect: str, tier: Tier, key: str, limit: int, session: Session | None = None) -> dict:
@@ -206,7 +221,7 @@ def tier_parameters(dialect: str, tier: Tier, key: str, limit: int, session: Ses
     if tier in (Tier.EXACT, Tier.PREFIX):
         parameters["upper"] = key + TOP
     elif tier == Tier.CONTAINS and dialect == "sqlite":
-        grams = rarest_trigrams(session, key) if session is not None else trigrams(key)
+        grams = selective_trigrams(session, key) if session is not None else trigrams(key)
         parameters["trigrams"] = " AND ".join(f'"{gram}"' for gram in grams)
     elif tier == Tier.CONTAINS:
         parameters["pattern"] = f"%{key}%"

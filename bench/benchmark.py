@@ -63,6 +63,7 @@ class Figures:
     orders: int = 0
     ours_ms: dict[str, list[float]] = field(default_factory=dict)  # whole request, rendering included
     query_ms: list[float] = field(default_factory=list)  # search() alone: the database work and ranking
+    ours_on_like_subset_ms: list[float] = field(default_factory=list)  # the same queries the LIKE scan ran
     like_ms: list[float] = field(default_factory=list)
     index_bytes: int = 0
     load_seconds: float | None = None
@@ -127,6 +128,11 @@ def make_queries(app, count: int, seed: int) -> dict[str, list[str]]:
     return queries
 
 
+def server_ms(response) -> float:
+    """The app's own time for the request (its Server-Timing header): login check, search, rendering."""
+    return float(response.headers["Server-Timing"].split("dur=")[1])
+
+
 def time_ours(app, queries: dict[str, list[str]]) -> dict[str, list[float]]:
     """Server time of the results region: the whole request through Flask, rendering included."""
     client = app.test_client()
@@ -138,10 +144,9 @@ def time_ours(app, queries: dict[str, list[str]]) -> dict[str, list[float]]:
             client.get("/search", query_string={"q": query}, headers=headers)
         timings[tier] = []
         for query in items:
-            started = time.perf_counter()
             response = client.get("/search", query_string={"q": query}, headers=headers)
-            timings[tier].append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200, response.status_code
+            timings[tier].append(server_ms(response))
     return timings
 
 
@@ -157,12 +162,17 @@ def time_search_function(app, queries: dict[str, list[str]]) -> list[float]:
     return timings
 
 
+def like_subset(queries: dict[str, list[str]], per_tier: int) -> dict[str, list[str]]:
+    """The first queries of each tier: a LIKE scan takes seconds at a million orders."""
+    return {tier: items[:per_tier] for tier, items in queries.items()}
+
+
 def time_like(app, queries: dict[str, list[str]]) -> list[float]:
     timings = []
     with app.app_context():
         sql = text(LIKE_SCAN[db.engine.dialect.name])
         flat = [query for items in queries.values() for query in items]
-        for query in flat[:5]:
+        for query in flat[:2]:
             db.session.execute(sql, {"p": f"%{query}%"}).all()
         for query in flat:
             pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -260,7 +270,9 @@ def run(database: str, url: str, args) -> Figures:
     queries = make_queries(app, args.queries, args.seed)
     figures.ours_ms = time_ours(app, queries)
     figures.query_ms = time_search_function(app, queries)
-    figures.like_ms = time_like(app, queries)
+    subset = like_subset(queries, args.like_queries)
+    figures.like_ms = time_like(app, subset)
+    figures.ours_on_like_subset_ms = [ms for tier, items in figures.ours_ms.items() for ms in items[:args.like_queries]]
     figures.index_bytes = index_bytes(app)
     if not args.skip_http:
         figures.requests_per_second = http_requests_per_second(url, [q for items in queries.values() for q in items])
@@ -288,8 +300,9 @@ def report(all_figures: list[Figures]) -> None:
             f"{statistics.median(f.ours_ms[tier]):.1f}/{percentile(f.ours_ms[tier], .95):.1f}" for f in all_figures])
     row("LIKE scan median ms", [f"{statistics.median(f.like_ms):.1f}" for f in all_figures])
     row("LIKE scan p95 ms", [f"{percentile(f.like_ms, .95):.1f}" for f in all_figures])
-    row("ratio of medians (LIKE / request)", [f"{statistics.median(f.like_ms) / statistics.median(v):.0f}x"
-                                             for f, v in zip(all_figures, every, strict=True)], ">= 20")
+    row("ours on the same queries, median", [f"{statistics.median(f.ours_on_like_subset_ms):.2f}" for f in all_figures])
+    row("ratio of medians (LIKE / request)", [
+        f"{statistics.median(f.like_ms) / statistics.median(f.ours_on_like_subset_ms):.0f}x" for f in all_figures], ">= 20")
     row("search index bytes per order", [f"{f.index_bytes / max(f.orders, 1):.0f}" for f in all_figures], "< 1024")
     row("HTTP requests/s (2 workers)", [f"{f.requests_per_second:.0f}" if f.requests_per_second else "-" for f in all_figures])
     row("demo load orders/s (if built)", [f"{f.orders / f.load_seconds:,.0f}" if f.load_seconds else "reused" for f in all_figures], ">= 20,000")
@@ -306,6 +319,7 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=200, help="queries per tier")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--like-queries", type=int, default=20, help="queries per tier for the LIKE scan (it is slow)")
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
     parser.add_argument("--sqlite-url", default=f"sqlite:///{ROOT / 'bench-data' / 'bench.sqlite3'}")
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/bench")

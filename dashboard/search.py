@@ -34,7 +34,6 @@ MIN_CONTAINS = 3
 MIN_SIMILAR = 6
 # Highest code point: every key that starts with k sorts between k and k + TOP (UTF-8 and C collation).
 TOP = "\U0010ffff"
-TYPO_ALPHABET = ascii_lowercase + digits
 
 
 class Tier(IntEnum):
@@ -132,16 +131,33 @@ class SearchResults:
         return exact[0] if len(exact) == 1 else None
 
 
+# Characters read or typed for one another across the letter/digit line ("O" for "0"...).
+CONFUSABLE = {"0": "o", "o": "0", "1": "il", "i": "1", "l": "1", "2": "z", "z": "2", "5": "s", "s": "5",
+              "8": "b", "b": "8", "6": "g", "g": "6"}
+
+
+def _typed_for(char: str) -> str:
+    """What an agent may type instead of `char`: its own class (digit or letter) and its look-alikes."""
+    same_class = digits if char.isdigit() else ascii_lowercase if char.isascii() else ascii_lowercase + char
+    return same_class + CONFUSABLE.get(char, "")
+
+
 def one_edit_variants(key: str) -> set[str]:
-    """Every key one typo away: a character wrong, missing, extra, or two swapped."""
-    alphabet = set(TYPO_ALPHABET) | set(key)
+    """Every key one typo away: a character wrong, missing, extra, or two swapped.
+
+    A wrong or missing character is one of the class of its neighbours (a digit among digits, a
+    letter among letters) or a look-alike across the line (O/0, I/1, S/5, B/8...): reference numbers
+    keep their letters and digits in fixed places, and this keeps the look-ups to a third.
+    """
     variants: set[str] = set()
     for index in range(len(key) + 1):
         head, tail = key[:index], key[index:]
-        variants.update(head + char + tail for char in alphabet)  # agent missed a character
+        neighbours = (key[index - 1] if index else "") + (tail[0] if tail else "")
+        missing = set("".join(_typed_for(char) for char in neighbours))
+        variants.update(head + char + tail for char in missing)  # agent missed a character
         if tail:
             variants.add(head + tail[1:])  # agent typed one too many
-            variants.update(head + char + tail[1:] for char in alphabet)  # one wrong
+            variants.update(head + char + tail[1:] for char in _typed_for(tail[0]))  # one wrong
         if len(tail) > 1:
             variants.add(head + tail[1] + tail[0] + tail[2:])  # two swapped
     variants.discard(key)
@@ -213,6 +229,11 @@ def selective_trigrams(session: Session, key: str) -> list[str]:
         if all(abs(start - other) >= 3 for other in chosen):
             chosen.append(start)
             read += count
+    for _count, start in by_rarity:  # a short key has no two apart: overlapping ones still narrow
+        if len(chosen) >= 2:
+            break
+        if start not in chosen:
+            chosen.append(start)
     return sorted({key[start:start + 3] for start in chosen})
 
 

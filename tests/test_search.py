@@ -107,6 +107,8 @@ def test_one_edit_variants_cover_each_typo():
     variants = one_edit_variants("abcdef")
     assert {"abdcef", "abcde", "abcdeff", "abcxef"} <= variants
     assert "abcdef" not in variants and "badcfe" not in variants
+    # look-alikes across the letter/digit line, as read over the phone
+    assert {"s01000123", "so1000l23", "so10o0123"} <= one_edit_variants("so1000123")
 
 
 @pytest.mark.parametrize(

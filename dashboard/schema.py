@@ -81,15 +81,26 @@ def _postgres_trigram(table: str) -> str:
 
 
 # How many keys hold each trigram, for choosing selective ones in a contains-search (search.py).
-SQLITE_TRIGRAM_STATS = "CREATE TABLE IF NOT EXISTS trigram_stats (trigram TEXT PRIMARY KEY, docs INTEGER NOT NULL) WITHOUT ROWID"
+TRIGRAM_STATS = "CREATE TABLE IF NOT EXISTS trigram_stats (trigram TEXT PRIMARY KEY, docs INTEGER NOT NULL)"
+
+# On PostgreSQL the counts come from a 5 % block sample: they only rank trigrams, so rough is enough.
+POSTGRES_TRIGRAM_COUNTS = """
+INSERT INTO trigram_stats (trigram, docs)
+SELECT gram, count(*) * 20 FROM (
+    SELECT key FROM "references" TABLESAMPLE SYSTEM (5)
+    UNION ALL SELECT key FROM search_terms TABLESAMPLE SYSTEM (5)
+) sampled CROSS JOIN LATERAL (
+    SELECT DISTINCT substr(sampled.key, position, 3) AS gram FROM generate_series(1, length(sampled.key) - 2) position
+) grams GROUP BY gram
+"""
 
 
 def _statements(dialect: str) -> list[str]:
     if dialect == "sqlite":
         fts = [sql for table, name in TRIGRAM_INDEXED.items() for sql in _sqlite_fts(table, name)]
-        return fts + SQLITE_AUDIT_GUARD + [SQLITE_TRIGRAM_STATS]
+        return fts + SQLITE_AUDIT_GUARD + [TRIGRAM_STATS]
     if dialect == "postgresql":
-        return [_postgres_trigram(table) for table in TRIGRAM_INDEXED] + POSTGRES_AUDIT_GUARD
+        return [_postgres_trigram(table) for table in TRIGRAM_INDEXED] + POSTGRES_AUDIT_GUARD + [TRIGRAM_STATS]
     return []
 
 
@@ -113,8 +124,10 @@ def refresh_statistics(engine: Engine) -> None:
     contains-search pick a slightly worse pair of trigrams, never a wrong answer.
     """
     with engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM trigram_stats")
+        if engine.dialect.name == "postgresql":
+            connection.exec_driver_sql(POSTGRES_TRIGRAM_COUNTS)
         if engine.dialect.name == "sqlite":
-            connection.exec_driver_sql("DELETE FROM trigram_stats")
             for fts in TRIGRAM_INDEXED.values():
                 connection.exec_driver_sql(
                     f"CREATE VIRTUAL TABLE temp.{fts}_vocab USING fts5vocab(main, {fts}, 'row')")

@@ -178,7 +178,7 @@ def _in_list(dialect: str, column: str, parameter: str) -> str:
     return f"{column} = ANY(:{parameter})"
 
 
-def tier_sql(dialect: str, source: str, tier: Tier) -> str:
+def tier_sql(dialect: str, source: str, tier: Tier, parameters: dict) -> str:
     """The SQL a tier runs over one source (references or search_terms); public for plan tests."""
     alias, head = SOURCES[source]
     if tier in (Tier.EXACT, Tier.PREFIX):
@@ -190,22 +190,24 @@ def tier_sql(dialect: str, source: str, tier: Tier) -> str:
         # confirms the substring. > 1 because prefix matches were found by the range scan.
         return (f"{head} JOIN {source}_fts f ON f.rowid = {alias}.id "
                 f"WHERE {source}_fts MATCH :trigrams AND instr({alias}.key, :key) > 1 LIMIT :limit")
-    # pg_trgm's GIN index answers LIKE itself and starts from its rarest trigrams. Keys hold only
-    # letters and digits, so the pattern carries no wildcard of the user's.
-    return f"{head} WHERE {alias}.key LIKE :pattern AND strpos({alias}.key, :key) > 1 LIMIT :limit"
+    # The GIN index intersects the posting lists of the selective trigrams alone (one LIKE each; a
+    # LIKE of the whole key would read every trigram's list). Keys hold only letters and digits, so
+    # the patterns carry no wildcard of the user's.
+    likes = " AND ".join(f"{alias}.key LIKE :{name}" for name in sorted(parameters) if name.startswith("gram"))
+    return f"{head} WHERE {likes} AND strpos({alias}.key, :key) > 1 LIMIT :limit"
 
 
 def trigrams(key: str) -> list[str]:
     return sorted({key[index:index + 3] for index in range(len(key) - 2)})
 
 
-# Posting-list entries a contains-search may read on SQLite (FTS5 reads every list it is given whole).
+# Posting-list entries a contains-search may read (FTS5 and GIN read every list they are given whole).
 TRIGRAM_READ_BUDGET = 80_000
 MAX_TRIGRAMS = 4
 
 
 def selective_trigrams(session: Session, key: str) -> list[str]:
-    """The trigrams of `key` FTS5 should intersect: rare ones, from apart in the key.
+    """The trigrams of `key` the trigram index should intersect: rare ones, from apart in the key.
 
     Counts come from trigram_stats (see schema.refresh_statistics; one unseen counts as rare).
     Overlapping trigrams say nearly the same thing ("bot" and "ebo" in "Angebot"), so each chosen one
@@ -214,9 +216,10 @@ def selective_trigrams(session: Session, key: str) -> list[str]:
     """
     if len(key) <= 3:
         return [key]
+    dialect = session.get_bind().dialect.name
     rows = session.execute(
-        text(f"SELECT trigram, docs FROM trigram_stats WHERE {_in_list('sqlite', 'trigram', 'grams')}"),
-        {"grams": json.dumps(trigrams(key))},
+        text(f"SELECT trigram, docs FROM trigram_stats WHERE {_in_list(dialect, 'trigram', 'grams')}"),
+        {"grams": _ids_parameter(dialect, trigrams(key))},
     ).all()
     docs = dict(rows)
     by_rarity = sorted((docs.get(key[start:start + 3], 0), start) for start in range(len(key) - 2))
@@ -241,11 +244,12 @@ def tier_parameters(dialect: str, tier: Tier, key: str, limit: int, session: Ses
     parameters: dict = {"key": key, "limit": limit}
     if tier in (Tier.EXACT, Tier.PREFIX):
         parameters["upper"] = key + TOP
-    elif tier == Tier.CONTAINS and dialect == "sqlite":
-        grams = selective_trigrams(session, key) if session is not None else trigrams(key)
-        parameters["trigrams"] = " AND ".join(f'"{gram}"' for gram in grams)
     elif tier == Tier.CONTAINS:
-        parameters["pattern"] = f"%{key}%"
+        grams = selective_trigrams(session, key) if session is not None else trigrams(key)[:MAX_TRIGRAMS]
+        if dialect == "sqlite":
+            parameters["trigrams"] = " AND ".join(f'"{gram}"' for gram in grams)
+        else:
+            parameters.update({f"gram{index}": f"%{gram}%" for index, gram in enumerate(grams)})
     else:
         variants = sorted(one_edit_variants(key))
         parameters["variants"] = json.dumps(variants) if dialect == "sqlite" else variants
@@ -266,7 +270,7 @@ def _classify(tier: Tier, key: str, found_key: str) -> Tier:
 
 def _source_hits(session: Session, source: str, tier: Tier, key: str, parameters: dict) -> list[Hit]:
     dialect = session.get_bind().dialect.name
-    rows = session.execute(text(tier_sql(dialect, source, tier)), parameters).all()
+    rows = session.execute(text(tier_sql(dialect, source, tier, parameters)), parameters).all()
     limit = parameters["limit"]
     hits: list[Hit] = []
     customer_terms: list[tuple] = []

@@ -8,7 +8,8 @@ from dashboard.search import Tier, tier_parameters, tier_sql
 def _plan(source: str, tier: Tier, key: str = "po2026004711") -> str:
     connection = db.session.connection()
     dialect = connection.dialect.name
-    sql, parameters = tier_sql(dialect, source, tier), tier_parameters(dialect, tier, key, 200)
+    parameters = tier_parameters(dialect, tier, key, 200)
+    sql = tier_sql(dialect, source, tier, parameters)
     if dialect == "postgresql":
         # Tiny test tables make a sequential scan cheapest; forbid it to see which index serves.
         connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
@@ -24,7 +25,7 @@ def test_contains_search_uses_the_trigram_index(both_app, source):
     with both_app.app_context():
         plan = _plan(source, Tier.CONTAINS)
         if db.engine.dialect.name == "sqlite":
-            assert f"JOIN {source}_fts f" in tier_sql("sqlite", source, Tier.CONTAINS)
+            assert f"JOIN {source}_fts f" in tier_sql("sqlite", source, Tier.CONTAINS, {})
             # 0:M = the MATCH of the key's trigrams is answered by the FTS5 index; rows follow by rowid.
             assert "SCAN f VIRTUAL TABLE INDEX 0:M" in plan and "USING INTEGER PRIMARY KEY" in plan, plan
         else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from . import audit
@@ -145,12 +145,18 @@ def apply_change(
     return created
 
 
+def _not_owned_by(owner: Owner):
+    # Spelled out: NOT (cart_id = x) is NULL, not true, for the references of orders.
+    column = Reference.order_id if isinstance(owner, Order) else Reference.cart_id
+    return or_(column.is_(None), column != owner.id)
+
+
 def duplicates_elsewhere(session: Session, owner: Owner, value: str) -> list[tuple[str, str]]:
     """Other records holding the same key actively: a warning, never a refusal."""
     key = matching_key(value)
     rows = session.execute(
         select(Reference.order_id, Reference.cart_id)
-        .where(Reference.key == key, Reference.active.is_(True), ~_owned_by(owner))
+        .where(Reference.key == key, Reference.active.is_(True), _not_owned_by(owner))
         .limit(10)
     ).all()
     order_ids = {order_id for order_id, _ in rows if order_id}

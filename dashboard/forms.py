@@ -24,7 +24,9 @@ class ReferenceEditForm(FlaskForm):
     version = HiddenField()
 
     def version_number(self) -> int | None:
+        """The version the page was loaded with; None when missing or not a plausible version."""
         try:
-            return int(self.version.data)
+            number = int(self.version.data)
         except (TypeError, ValueError):
             return None
+        return number if 0 < number < 2**31 else None

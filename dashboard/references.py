@@ -94,8 +94,23 @@ def clean_value(raw: str | None, *, allow_empty: bool = False) -> str:
         raise InvalidValue(
             f"At most {MAX_VALUE_LENGTH} characters; this value has {len(value)}."
         )
-    if any(unicodedata.category(char) in {"Cc", "Zl", "Zp"} for char in value):
-        raise InvalidValue("Line breaks and control characters are not allowed.")
-    if not matching_key(value):
+    check_text(value)
+    key = matching_key(value)
+    if not key:
         raise InvalidValue("The value needs at least one letter or digit.")
+    if len(key) > MAX_VALUE_LENGTH:  # NFKC can expand a character into many ("ﷺ" is 18 letters)
+        raise InvalidValue(f"This value expands to more than {MAX_VALUE_LENGTH} characters when normalised.")
     return value
+
+
+# Bidirectional overrides and isolates make text display in another order than it is stored:
+# an audit entry or a reference could be made to read as something else.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+
+
+def check_text(text: str) -> None:
+    """Refuse what would hide or disguise text: control characters, line breaks, bidi controls."""
+    if any(unicodedata.category(char) in {"Cc", "Zl", "Zp"} for char in text):
+        raise InvalidValue("Line breaks and control characters are not allowed.")
+    if any(char in BIDI_CONTROLS for char in text):
+        raise InvalidValue("Text-direction control characters are not allowed.")

@@ -305,3 +305,68 @@ def test_two_agents_saving_at_the_same_moment_one_wins(records):
     assert len([e for e in _events(records) if (e[4] or "").startswith("PO-RACE")]) == 1
     with records.app_context():
         assert audit.verify_chain(db.session).ok
+
+
+def _erp_id(app, value):
+    with app.app_context():
+        return db.session.scalar(select(Reference.id).where(Reference.value == value))
+
+
+def test_changing_a_row_someone_else_changed_shows_both_values(records):
+    first, second = records.test_client(), records.test_client()
+    login(first, "agent")
+    login(second, "agent")
+    token_first, token_second = _page(first, "/carts/quote-open"), _page(second, "/carts/quote-open")
+    version, erp_id = str(_version(records, Cart, "quote-open")), _erp_id(records, "SO-1")
+    assert first.post(f"/carts/quote-open/references/{erp_id}", headers=HTMX,
+                      data={"csrf_token": token_first, "value": "SO-FIRST", "version": version}).status_code == 200
+    response = second.post(f"/carts/quote-open/references/{erp_id}", headers=HTMX,
+                           data={"csrf_token": token_second, "value": "SO-SECOND", "version": version})
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert 'data-testid="conflict-current">SO-FIRST<' in page and 'data-testid="conflict-mine">SO-SECOND<' in page
+    assert _refs(records, "quote-open", "erp") == [("SO-1", False), ("SO-FIRST", True)]
+
+
+def test_retiring_a_row_someone_else_changed_is_a_conflict_not_a_success(records):
+    client = records.test_client()
+    login(client, "agent")
+    token, erp_id = _page(client, "/carts/quote-open"), _erp_id(records, "SO-1")
+    version = str(_version(records, Cart, "quote-open"))
+    client.post(f"/carts/quote-open/references/{erp_id}", headers=HTMX,
+                data={"csrf_token": token, "value": "SO-NEW", "version": version})
+    response = client.post(f"/carts/quote-open/references/{erp_id}/retire", headers=HTMX,
+                           data={"csrf_token": token, "version": version})
+    assert response.status_code == 409 and "SO-NEW" in response.get_data(as_text=True)
+    assert _refs(records, "quote-open", "erp")[-1] == ("SO-NEW", True)
+    # a forged change of the retired row does not bring it back either
+    response = client.post(f"/carts/quote-open/references/{erp_id}", headers=HTMX,
+                           data={"csrf_token": token, "value": "SO-REVIVED", "version": str(_version(records, Cart, "quote-open"))})
+    assert response.status_code == 409
+    assert "SO-REVIVED" not in [value for value, _ in _refs(records, "quote-open", "erp")]
+
+
+def test_duplicate_warning_names_orders_too(records):
+    client = records.test_client()
+    login(client, "agent")
+    response = _post_custom(client, records, "quote-open", "PO-O", headers=HTMX)
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    assert "order DE--1042" in body and "cart quote-ordered" in body
+
+
+@pytest.mark.parametrize("field", ["value", "reason"])
+def test_text_direction_controls_are_refused(records, field):
+    client = records.test_client()
+    login(client, "supervisor")
+    data = {"value": "PO-7", "reason": "checked"}
+    data[field] = "PO\u202e7" if field == "value" else "ok\u202ereversed"
+    response = _post_custom(client, records, "quote-locked", data["value"], headers=HTMX, reason=data["reason"])
+    assert response.status_code == 422 and "direction" in response.get_data(as_text=True)
+
+
+def test_an_absurd_version_number_is_a_conflict_not_a_crash(records):
+    client = records.test_client()
+    login(client, "agent")
+    response = _post_custom(client, records, "quote-open", "PO-9", version="99999999999999999999999", headers=HTMX)
+    assert response.status_code == 409

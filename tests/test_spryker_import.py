@@ -4,7 +4,7 @@ from sqlalchemy import func, select
 
 from dashboard import audit
 from dashboard.integrations.spryker import import_carts, import_carts_file
-from dashboard.models import Cart, CartState, Reference, db
+from dashboard.models import AuditEvent, Cart, CartState, Reference, db
 
 from .conftest import CARTS_FILE
 
@@ -39,8 +39,11 @@ def test_cart_fields_come_from_the_row_and_the_quote_json(app):
 def test_reimport_updates_and_never_duplicates(app):
     with app.app_context():
         import_carts_file(db.session, CARTS_FILE)
+        events_before = db.session.scalar(select(func.count()).select_from(AuditEvent))
         report = import_carts_file(db.session, CARTS_FILE)
-        assert (report.created, report.updated) == (0, 78)
+        assert (report.created, report.updated, report.unchanged) == (0, 0, 78)
+        # nothing changed, so nothing to record
+        assert db.session.scalar(select(func.count()).select_from(AuditEvent)) == events_before
         assert db.session.scalar(select(func.count()).select_from(Cart)) == 78
         assert audit.verify_chain(db.session).ok
 
@@ -61,3 +64,16 @@ def test_malformed_row_is_reported_with_its_line_and_the_rest_load(app):
         custom = db.session.scalar(select(Reference).where(Reference.cart_id == locked.id))
         assert (custom.kind, custom.value, custom.key, custom.source) == ("custom", "PO-77", "po77", "import")
         assert _cart("quote-b") is None
+
+
+def test_reimport_keeps_custom_references_agents_set(app):
+    from .factories import add_reference
+
+    with app.app_context():
+        import_carts_file(db.session, CARTS_FILE)
+        cart = _cart("quote-2")
+        add_reference(cart, "custom", "PO-SET-BY-AGENT")
+        db.session.commit()
+        import_carts_file(db.session, CARTS_FILE)
+        custom = db.session.scalars(select(Reference).where(Reference.cart_id == cart.id)).all()
+        assert [(ref.value, ref.active) for ref in custom] == [("PO-SET-BY-AGENT", True)]

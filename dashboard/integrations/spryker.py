@@ -67,11 +67,12 @@ def summarise_quote(quote_data: str) -> QuoteSummary:
 class ImportReport:
     created: int = 0
     updated: int = 0
+    unchanged: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
     def loaded(self) -> int:
-        return self.created + self.updated
+        return self.created + self.updated + self.unchanged
 
 
 def _customer(session: Session, customer_reference: str) -> Customer:
@@ -84,11 +85,28 @@ def _customer(session: Session, customer_reference: str) -> Customer:
     return customer
 
 
-def _apply_row(session: Session, row: dict[str, str], summary: QuoteSummary, actor: audit.Actor) -> bool:
-    """Create or update one cart; True when it was created."""
+def _unchanged(cart: Cart, row: dict[str, str], summary: QuoteSummary) -> bool:
+    """True when the row says what the cart already holds (a re-import writes nothing for it)."""
+    state = CartState.LOCKED if summary.locked else CartState.OPEN
+    return (
+        cart.name == row["name"]
+        and cart.customer_reference == (row["customer_reference"].strip() or None)
+        and cart.store == row["store"].strip()
+        and cart.is_default == (row["is_default"].strip() == "1")
+        and (cart.currency, cart.item_count, cart.unit_count, cart.grand_total)
+        == (summary.currency, summary.item_count, summary.unit_count, summary.grand_total)
+        and (cart.state == state or cart.state in (CartState.ORDERED, CartState.DELETED))
+    )
+
+
+def _apply_row(session: Session, row: dict[str, str], summary: QuoteSummary, actor: audit.Actor) -> str:
+    """Create or update one cart; says which: created, updated or unchanged."""
     key = row["key"].strip()
     cart = session.scalar(select(Cart).where(Cart.key == key))
     created = cart is None
+    if cart is not None and _unchanged(cart, row, summary):
+        _sync_custom_reference(session, cart, summary.custom_reference, actor)
+        return "unchanged"
     if cart is None:
         cart = Cart(key=key, uuid=str(uuid.uuid5(CART_UUID_NAMESPACE, key)), created_at=utcnow(), version=1)
         session.add(cart)
@@ -110,13 +128,18 @@ def _apply_row(session: Session, row: dict[str, str], summary: QuoteSummary, act
         detail="created" if created else "updated",
     ))
     _sync_custom_reference(session, cart, summary.custom_reference, actor)
-    return created
+    return "created" if created else "updated"
 
 
 def _sync_custom_reference(session: Session, cart: Cart, value: str | None, actor: audit.Actor) -> None:
-    current = editing.active_custom(session, cart)
+    """Apply the file's custom reference when it has one that differs.
+
+    A row without one says nothing about it: re-importing the file must not retire what agents set
+    on the cart since.
+    """
     wanted = clean_value(value, allow_empty=True) or None
-    if (current.value if current else None) == wanted:
+    current = editing.active_custom(session, cart)
+    if wanted is None or (current.value if current else None) == wanted:
         return
     editing.apply_change(
         session, cart, kind=Kind.CUSTOM, new_value=wanted, source=Source.IMPORT,
@@ -142,10 +165,8 @@ def import_carts(session: Session, stream: TextIO, actor: audit.Actor = audit.SY
                 raise ValueError("the key is empty")
             summary = summarise_quote(row["quote_data"] or "")
             with session.begin_nested():
-                if _apply_row(session, row, summary, actor):
-                    report.created += 1
-                else:
-                    report.updated += 1
+                outcome = _apply_row(session, row, summary, actor)
+            setattr(report, outcome, getattr(report, outcome) + 1)
         except (ValueError, TypeError, InvalidValue, AttributeError) as error:
             report.problems.append(f"line {line}: {row.get('key') or '?'}: {error}")
     session.commit()

@@ -16,7 +16,7 @@ from .. import auth, editing
 from ..forms import ReferenceEditForm
 from ..htmx import wants_fragment
 from ..models import Cart, Order, Reference, Role, db
-from ..references import InvalidValue, Kind, Source, clean_value
+from ..references import InvalidValue, Kind, Source, check_text, clean_value
 from ..tracking import identify_one
 from .records import EDITABLE_KINDS, load_owner, page_template, record_page_context
 
@@ -32,6 +32,7 @@ class PlannedChange:
     new_value: str | None
     target: Reference | None  # the reference retired by the change, if any
     already_done: bool = False  # the record already looks as asked: a double click writes nothing
+    stale: bool = False  # the reference was changed by someone else since the page was loaded
     current_value: str | None = None  # shown beside the agent's value on a conflict
 
     def done_message(self) -> str:
@@ -77,10 +78,8 @@ def _refuse(owner: Order | Cart, decision: editing.EditDecision, form_id: str):
 
 def _warnings_for(owner: Order | Cart, kind: str, value: str) -> list[str]:
     warnings = []
-    if kind == Kind.TRACKING:
-        match = identify_one(value)
-        if match is None:
-            warnings.append(_("No carrier recognises this tracking number; it was saved anyway. Check it with the customer."))
+    if kind == Kind.TRACKING and identify_one(value) is None:
+        warnings.append(_("No carrier recognises this tracking number; it was saved anyway. Check it with the customer."))
     for record_kind, key in editing.duplicates_elsewhere(db.session, owner, value):
         label = _("order") if record_kind == "order" else _("cart")
         warnings.append(_("The same value is also active on %(kind)s %(key)s.", kind=label, key=key))
@@ -93,8 +92,13 @@ def _check(owner: Order | Cart, decision: editing.EditDecision, form: ReferenceE
     if not form.validate_on_submit():
         outcome.errors = {name: "; ".join(map(str, errors)) for name, errors in form.errors.items()}
         return None
-    if decision.reason_required and not (form.reason.data or "").strip():
+    reason = (form.reason.data or "").strip()
+    if decision.reason_required and not reason:
         outcome.errors["reason"] = _("A supervisor change needs a reason.")
+    try:
+        check_text(reason)
+    except InvalidValue as error:
+        outcome.errors["reason"] = str(error)
     try:
         change = plan(owner, form)
     except InvalidValue as error:
@@ -109,7 +113,8 @@ def _conflict(outcome: Outcome, change: PlannedChange, version_missing: bool) ->
     outcome.conflict = {"current": change.current_value, "mine": change.new_value}
     outcome.message = (
         _("This form has no record version; reload the page. Nothing was saved.") if version_missing
-        else _("Someone else changed this record since you opened it. Nothing was saved.")
+        else _("Someone else changed this record since you opened it. Nothing was saved. "
+               "Compare the values, then save yours again or keep the current one.")
     )
     return outcome
 
@@ -132,14 +137,18 @@ def _edit(collection: str, record_key: str, form_id: str, plan):
         outcome.message = _("Already saved; nothing changed.")
         return _respond(owner, outcome)
     expected = form.version_number()
-    if expected is None or not editing.bump_version(db.session, owner, expected):
-        return _respond(owner, _conflict(outcome, change, expected is None))
+    if change.stale or expected is None or not editing.bump_version(db.session, owner, expected):
+        return _respond(owner, _conflict(outcome, change, expected is None and not change.stale))
     editing.apply_change(
         db.session, owner, kind=change.kind, new_value=change.new_value, target=change.target,
         source=Source.AGENT, event=auth.event("", reason=(form.reason.data or "").strip() or None),
     )
     db.session.commit()
     outcome.message = change.done_message()
+    carrier = identify_one(change.new_value) if change.kind == Kind.TRACKING and change.new_value else None
+    if carrier is not None:
+        outcome.message += " " + _("Recognised as a %(courier)s tracking number (%(service)s).",
+                                   courier=carrier.courier, service=carrier.service)
     if change.new_value is not None:
         outcome.warnings = _warnings_for(owner, change.kind, change.new_value)
     return _respond(owner, outcome)
@@ -174,23 +183,38 @@ def plan_add(owner: Order | Cart, form: ReferenceEditForm) -> PlannedChange:
     return PlannedChange(kind, value, None, already_done=_active_same(owner, kind, value))
 
 
+def _replacement(owner: Order | Cart, target: Reference) -> Reference | None:
+    """The active reference of the same kind that took a retired one's place, if any."""
+    active = [ref for ref in owner.references if ref.active and ref.kind == target.kind and ref.id > target.id]
+    return active[-1] if active else None
+
+
 def plan_change(reference_id: int):
     def plan(owner: Order | Cart, form: ReferenceEditForm) -> PlannedChange:
         target = _owned_reference(owner, reference_id)
         value = clean_value(form.value.data)
-        done = (target.active and target.value == value) or (
-            not target.active and _active_same(owner, target.kind, value)
-        )
-        return PlannedChange(target.kind, value, target, already_done=done,
-                             current_value=target.value if target.active else None)
+        if target.active:
+            return PlannedChange(target.kind, value, target, already_done=target.value == value,
+                                 current_value=target.value)
+        replacement = _replacement(owner, target)
+        # Retired meanwhile: the same value now active is this very save repeated (a double click);
+        # anything else is someone else's change, shown as a conflict, never silently revived.
+        done = replacement is not None and replacement.value == value
+        return PlannedChange(target.kind, value, target, already_done=done, stale=not done,
+                             current_value=replacement.value if replacement else None)
     return plan
 
 
 def plan_retire(reference_id: int):
     def plan(owner: Order | Cart, form: ReferenceEditForm) -> PlannedChange:
         target = _owned_reference(owner, reference_id)
-        return PlannedChange(target.kind, None, target, already_done=not target.active,
-                             current_value=target.value if target.active else None)
+        if target.active:
+            return PlannedChange(target.kind, None, target, current_value=target.value)
+        replacement = _replacement(owner, target)
+        # Retired and not replaced: this retire already happened. Replaced: someone changed it.
+        return PlannedChange(target.kind, None, target, already_done=replacement is None,
+                             stale=replacement is not None,
+                             current_value=replacement.value if replacement else None)
     return plan
 
 

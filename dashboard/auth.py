@@ -1,6 +1,7 @@
 """Log in and out, who the current actor is, and the role check every route goes through."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -58,7 +59,19 @@ def _return_path() -> str:
         return safe_next(request.headers["HX-Current-URL"]) or url_for("search.search")
     if request.method == "GET":
         return request.full_path.rstrip("?")
-    return request.referrer and safe_next(request.referrer) or url_for("search.search")
+    return page_of(safe_next(request.referrer) or safe_next(request.path)) or url_for("search.search")
+
+
+EDIT_URL = re.compile(r"^(/(?:orders|carts)/[^/?#]+)/(?:custom-reference|references)(?:[/?#].*)?$")
+
+
+def page_of(path: str | None) -> str | None:
+    """The page a path shows; an edit form's POST-only URL (the address after a refused post without
+    JavaScript) maps to its record page, so logging in again never lands on 405."""
+    if not path:
+        return None
+    match = EDIT_URL.match(path)
+    return match.group(1) if match else path
 
 
 def safe_next(target: str | None) -> str | None:
@@ -134,7 +147,8 @@ def login():
         return redirect(next_path)
     status = 200
     if form.validate_on_submit():
-        user = db.session.scalar(db.select(User).where(User.username == form.username.data))
+        username = (form.username.data or "").strip()  # as `users create` stores it
+        user = db.session.scalar(db.select(User).where(User.username == username))
         if user is not None and user.active and user.check_password(form.password.data):
             session.clear()
             login_user(user)

@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from .auth import login_manager, safe_next
+from .auth import login_manager, page_of, safe_next
 from .models import db
 
 
@@ -28,7 +28,7 @@ def init_app(app: Flask) -> None:
             flash(_("Your session ended. Log in again; what you typed is kept."), "warning")
             return login_manager.unauthorized()
         flash(_("This form had expired. Check your entry and save again."), "warning")
-        target = safe_next(request.headers.get("HX-Current-URL") or request.referrer) or url_for("search.search")
+        target = page_of(safe_next(request.headers.get("HX-Current-URL") or request.referrer)) or url_for("search.search")
         if request.headers.get("HX-Request"):
             response = make_response("", 400)
             response.headers["HX-Redirect"] = target

@@ -370,3 +370,15 @@ def test_an_absurd_version_number_is_a_conflict_not_a_crash(records):
     login(client, "agent")
     response = _post_custom(client, records, "quote-open", "PO-9", version="99999999999999999999999", headers=HTMX)
     assert response.status_code == 409
+
+
+def test_without_javascript_an_expired_session_returns_to_the_record_page(records):
+    client = records.test_client()
+    login(client, "agent")
+    token = _page(client, "/carts/quote-open")
+    with client.session_transaction() as session:
+        session.clear()
+    response = client.post("/carts/quote-open/custom-reference", data={"csrf_token": token, "value": "X", "version": "1"},
+                           headers={"Referer": "http://localhost/carts/quote-open/custom-reference"})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login?next=/carts/quote-open"

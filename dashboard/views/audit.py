@@ -140,7 +140,8 @@ def _newer_page(session: Session, filters: AuditFilters, newest_shown: int, size
 
 def _before_argument() -> int | None:
     before = request.args.get("before", type=int)
-    return before if before is not None and before > 0 else None
+    # Sequence numbers are 64-bit; anything outside is no page of this log: show the newest.
+    return before if before is not None and 0 < before < 2**63 else None
 
 
 @bp.route("/audit")

@@ -62,10 +62,11 @@
   });
 })();
 
-// Drafts: what an agent typed into an edit form survives an expired session or form.
-// Saved when a form is sent; dropped once the server has answered with the form itself
-// (saved, refused, or a conflict: its answer shows the values); restored when the page loads
-// again after a redirect to log in.
+// Drafts: what an agent typed into edit forms survives an expired session and in-place saves.
+// When any edit form is sent, every form with unsaved typing is kept in sessionStorage. After the
+// answer is swapped in (it re-renders the whole references region), the other forms get their
+// typing back; the sent form shows what the server answered. A redirect to log in leaves them all
+// stored, and the page restores them when it loads again.
 (function () {
   "use strict";
   var PREFIX = "draft:";
@@ -75,13 +76,20 @@
     return Array.from(form.querySelectorAll("input[type=text], select, textarea"));
   }
 
+  function dirty(form) {
+    return fields(form).some(function (field) {
+      return field.tagName === "SELECT" ? field.selectedOptions[0] && !field.selectedOptions[0].defaultSelected
+                                        : field.value !== field.defaultValue;
+    });
+  }
+
   function save(form) {
     var values = {};
     fields(form).forEach(function (field) { values[field.name] = field.value; });
     sessionStorage.setItem(PREFIX + form.dataset.draft, JSON.stringify({ at: Date.now(), values: values }));
   }
 
-  function restore(form) {
+  function restore(form, note) {
     var raw = sessionStorage.getItem(PREFIX + form.dataset.draft);
     if (!raw) { return; }
     sessionStorage.removeItem(PREFIX + form.dataset.draft);
@@ -91,28 +99,33 @@
     fields(form).forEach(function (field) {
       if (Object.prototype.hasOwnProperty.call(draft.values, field.name)) { field.value = draft.values[field.name]; }
     });
-    var note = document.createElement("p");
-    note.className = "flash flash-warning draft-restored";
-    note.setAttribute("role", "status");
-    note.textContent = form.dataset.draftNote;
-    form.prepend(note);
+    if (note) {
+      var message = document.createElement("p");
+      message.className = "flash flash-warning draft-restored";
+      message.setAttribute("role", "status");
+      message.textContent = form.dataset.draftNote;
+      form.prepend(message);
+    }
   }
 
+  function draftForms() { return Array.from(document.querySelectorAll("form[data-draft]")); }
+
   document.addEventListener("htmx:beforeRequest", function (event) {
-    var form = event.detail.elt;
-    if (form && form.matches && form.matches("form[data-draft]")) { save(form); }
+    var sent = event.detail.elt && event.detail.elt.closest && event.detail.elt.closest("form[data-draft]");
+    if (!sent) { return; }
+    draftForms().forEach(function (form) { if (form === sent || dirty(form)) { save(form); } });
+    document.body.dataset.draftSent = sent.dataset.draft;
   });
 
-  document.addEventListener("htmx:afterRequest", function (event) {
-    var form = event.detail.elt;
-    var xhr = event.detail.xhr;
-    if (!form || !form.matches || !form.matches("form[data-draft]") || !xhr) { return; }
-    if (!xhr.getResponseHeader("HX-Redirect") && [200, 403, 409, 422].indexOf(xhr.status) >= 0) {
-      sessionStorage.removeItem(PREFIX + form.dataset.draft);
-    }
+  document.addEventListener("htmx:afterSettle", function () {
+    var sent = document.body.dataset.draftSent;
+    if (!sent) { return; }
+    delete document.body.dataset.draftSent;
+    sessionStorage.removeItem(PREFIX + sent);  // the answer shows that form as the server saw it
+    draftForms().forEach(function (form) { if (form.dataset.draft !== sent) { restore(form, false); } });
   });
 
-  function restoreAll() { document.querySelectorAll("form[data-draft]").forEach(restore); }
+  function restoreAll() { draftForms().forEach(function (form) { restore(form, true); }); }
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", restoreAll); } else { restoreAll(); }
 })();
 

@@ -96,3 +96,17 @@ def test_typing_survives_an_expired_session(app, new_page):
     expect(page.get_by_text("Restored what you typed")).to_be_visible()
     page.locator("#references").get_by_role("button", name="Save").first.click()
     expect(page.locator("#references").get_by_role("cell", name="PO-TYPED-BEFORE-EXPIRY")).to_be_visible()
+
+
+def test_typing_in_other_forms_survives_a_save(app, new_page):
+    with app.app_context():
+        make_customer()
+        make_cart("quote-781", name="Chairs", custom="PO-A")
+        db.session.commit()
+    page = new_page()
+    log_in(page, "agent", path="/carts/quote-781")
+    page.get_by_label("New reference value").fill("INV-STILL-TYPING")
+    page.get_by_label("Custom order reference", exact=True).fill("PO-B")
+    page.locator("#references").get_by_role("button", name="Save").first.click()
+    expect(page.locator("#references").get_by_role("cell", name="PO-B")).to_be_visible()
+    expect(page.get_by_label("New reference value")).to_have_value("INV-STILL-TYPING")

@@ -48,10 +48,28 @@ def load_config(instance_path: Path, overrides: dict[str, Any] | None = None) ->
         if name.startswith(ENV_PREFIX):
             config[name.removeprefix(ENV_PREFIX)] = _coerce(value)
     config.update(overrides or {})
+    _check_types(config)
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = _instance_secret(instance_path)
     config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(config["DATABASE_URL"])
     return config
+
+
+WHOLE_NUMBERS = ("PERMANENT_SESSION_LIFETIME", "SEARCH_GROUP_LIMIT", "TRUSTED_PROXIES")
+SWITCHES = ("SESSION_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY")
+
+
+class ConfigurationError(ValueError):
+    """A DASHBOARD_* setting the app cannot run with; raised at start, not at the first request."""
+
+
+def _check_types(config: dict[str, Any]) -> None:
+    for name in WHOLE_NUMBERS:
+        if not isinstance(config[name], int) or isinstance(config[name], bool) or config[name] < 0:
+            raise ConfigurationError(f"{ENV_PREFIX}{name} must be a whole number (seconds or a count), got {config[name]!r}")
+    for name in SWITCHES:
+        if not isinstance(config[name], bool):
+            raise ConfigurationError(f"{ENV_PREFIX}{name} must be true or false, got {config[name]!r}")
 
 
 def normalise_database_url(url: str) -> str:

@@ -1,0 +1,27 @@
+import pytest
+
+from dashboard import create_app
+from dashboard.config import ConfigurationError
+
+
+def test_settings_come_from_dashboard_environment_variables(monkeypatch, tmp_path):
+    monkeypatch.setenv("DASHBOARD_DATABASE_URL", f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    monkeypatch.setenv("DASHBOARD_SEARCH_GROUP_LIMIT", "7")
+    monkeypatch.setenv("DASHBOARD_SECRET_KEY", "from-the-environment")
+    app = create_app()
+    assert app.config["SEARCH_GROUP_LIMIT"] == 7 and app.config["SECRET_KEY"] == "from-the-environment"
+
+
+@pytest.mark.parametrize("name,value", [("DASHBOARD_PERMANENT_SESSION_LIFETIME", "1h"),
+                                        ("DASHBOARD_SEARCH_GROUP_LIMIT", "abc"),
+                                        ("DASHBOARD_SESSION_COOKIE_SECURE", "yes")])
+def test_a_bad_setting_stops_the_start_with_its_name(monkeypatch, tmp_path, name, value):
+    monkeypatch.setenv("DASHBOARD_DATABASE_URL", f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError, match=name):
+        create_app()
+
+
+def test_postgres_urls_use_psycopg(tmp_path):
+    app = create_app({"DATABASE_URL": "postgresql://u@h/db", "SECRET_KEY": "x"})
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/db"

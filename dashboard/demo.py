@@ -14,6 +14,7 @@ FTS5 triggers swapped for one set-based insert per batch, COPY on PostgreSQL.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import multiprocessing
 import os
@@ -28,12 +29,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import current_app
-from sqlalchemy import Connection, insert, inspect, select
-from sqlalchemy.schema import AddConstraint
+from sqlalchemy import Connection, Index, insert, inspect, select
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import AddConstraint
 
 from . import audit, tracking
 from .indexing import reindex, term_rows
@@ -48,7 +49,7 @@ GENERATOR_VERSION = 1  # recorded with every run; bump when the generated histor
 BLOCK = 1000  # orders per generation unit
 CUSTOMERS_PER_BLOCK = 60  # ~17 orders per customer
 CARTS_PER_BLOCK = {CartState.ORDERED: 140, CartState.OPEN: 60, CartState.LOCKED: 25, CartState.DELETED: 25}
-BATCH_ORDERS = 5000  # orders per transaction
+BATCH_ORDERS = 10_000  # orders per transaction: fewer, larger commits rewrite fewer pages
 WORKER_MIN_ORDERS = 20_000  # below this, starting a generator process costs more than it saves
 BIG_LOAD_ORDERS = 50_000  # from this size (and doubling the data) PostgreSQL rebuilds rather than maintains
 
@@ -85,7 +86,9 @@ COMPANY_TRADES = (
     ("Supply", "Tools", "Office Solutions", "Electric", "Hospitality", "Builders"),
 )
 COMPANY_FORMS = (("GmbH", "GmbH & Co. KG", "AG", "e.K."), ("GmbH", "KG", "OG"), ("Inc.", "LLC", "Corp."))
-MAIL_DOMAINS = (("web.de", "gmx.de", "t-online.de"), ("gmx.at", "aon.at", "chello.at"), ("gmail.com", "outlook.com", "yahoo.com"))
+MAIL_DOMAINS = (
+    ("web.de", "gmx.de", "t-online.de"), ("gmx.at", "aon.at", "chello.at"), ("gmail.com", "outlook.com", "yahoo.com"),
+)
 ASCII_FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ë": "e", "'": "", " ": ""})
 CART_NAMES = ("My Cart", "Shopping cart", "Weekly order", "Office supplies", "Büro Nachbestellung", "Site B",
               "Q3 restock", "Werkstatt", "Wishlist", "Kitchen")
@@ -105,7 +108,7 @@ PURCHASE_ORDER_SHAPES: tuple[tuple[int, Callable[[random.Random, int], str]], ..
     (1, lambda r, y: f"Commande n° {y}-{r.randrange(1, 1000)}"),
     (1, lambda r, y: f"ＰＯ{r.randrange(10000, 99999)}"),  # typed with a full-width keyboard layout
 )
-PO_CUM_WEIGHTS = tuple(sum(weight for weight, _ in PURCHASE_ORDER_SHAPES[: index + 1]) for index in range(len(PURCHASE_ORDER_SHAPES)))
+PO_CUM_WEIGHTS = tuple(itertools.accumulate(weight for weight, _ in PURCHASE_ORDER_SHAPES))
 
 # Order status (Spryker OMS state of the order's items) by age in days.
 STATUS_BY_AGE: tuple[tuple[float, tuple[str, ...], tuple[float, ...]], ...] = (
@@ -132,7 +135,9 @@ class TrackingNumbers:
     refuses to run if any number differs, and the tests identify every generated number.
     """
 
-    UPS_SHIPPERS = {"DE": ("A4X392", "7W2R07"), "AT": ("E7Y118",), "US": ("0F6A45", "1X9V33", "9W8T21")}
+    UPS_SHIPPERS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "DE": ("A4X392", "7W2R07"), "AT": ("E7Y118",), "US": ("0F6A45", "1X9V33", "9W8T21"),
+    }
     UPS_SERVICES = ("03", "01", "11")  # ground, next day air, standard
     DPD_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -200,8 +205,22 @@ RefPlan = tuple[str, str, str, int, int | None]
 
 
 class CartPlan:
-    __slots__ = ("key", "name", "customer", "store", "state", "created", "updated", "items", "units", "total",
-                 "is_default", "refs", "custom", "row_id")
+    __slots__ = (
+        "created",
+        "custom",
+        "customer",
+        "is_default",
+        "items",
+        "key",
+        "name",
+        "refs",
+        "row_id",
+        "state",
+        "store",
+        "total",
+        "units",
+        "updated",
+    )
 
     def __init__(self, key: str, customer: CustomerPlan, store: int, state: str, created: int, updated: int) -> None:
         self.key, self.customer, self.store, self.state = key, customer, store, state
@@ -214,7 +233,7 @@ class CartPlan:
 
 
 class OrderPlan:
-    __slots__ = ("number", "customer", "store", "status", "placed", "items", "total", "cart", "refs", "custom")
+    __slots__ = ("cart", "custom", "customer", "items", "number", "placed", "refs", "status", "store", "total")
 
     def __init__(self, number: int, customer: CustomerPlan, store: int, placed: int) -> None:
         self.number, self.customer, self.store, self.placed = number, customer, store, placed
@@ -324,8 +343,11 @@ class BlockBuilder:
             if order.custom:
                 with_custom.append(position)
             for state in other_carts.get(position, ()):
-                source = orders[rng.choice(with_custom)] if with_custom and state == CartState.OPEN and rng.random() < 0.33 else None
-                owner, owner_store = (source.customer, source.store) if source else self._customer(rng, customers, block)
+                source = None
+                if state == CartState.OPEN and with_custom and rng.random() < 0.33:
+                    source = orders[rng.choice(with_custom)]  # a reorder, not checked out yet
+                owner, owner_store = (
+                    (source.customer, source.store) if source else self._customer(rng, customers, block))
                 carts.append(self._cart(rng, f"quote-{cart_number}", owner, owner_store, state, order.placed, source))
                 cart_number += 1
             carts_at.append(carts)
@@ -389,13 +411,14 @@ class BlockBuilder:
     def _order_references(self, rng: random.Random, order: OrderPlan, index: int) -> None:
         placed, status, refs = order.placed, order.status, order.refs
         year = time.gmtime(placed).tm_year
-        later = lambda low, high: min(self.anchor - 60, placed + rng.randrange(low, high))  # noqa: E731
+        later = lambda low, high: min(self.anchor - 60, placed + rng.randrange(low, high))
         if order.custom:
             corrected = placed
             if order.cart is None and rng.random() < 0.03:  # the buyer's typo, corrected by an agent after checkout
                 corrected = later(3600, 2 * DAY)
                 refs.append((Kind.CUSTOM, _typo(rng, order.custom), Source.SPRYKER, placed, corrected))
-            refs.append((Kind.CUSTOM, order.custom, Source.SPRYKER if corrected == placed else Source.AGENT, corrected, None))
+            source = Source.SPRYKER if corrected == placed else Source.AGENT
+            refs.append((Kind.CUSTOM, order.custom, source, corrected, None))
         if status != "new" and not (status == "canceled" and rng.random() < 0.5):
             refs.append((Kind.ERP, f"SO-{1_000_000 + index}", Source.API, later(60, 1800), None))
         payment = self._payment(rng) if status != "new" else None
@@ -412,7 +435,8 @@ class BlockBuilder:
         if status == "returned":
             refs.append((Kind.OTHER, f"RMA-{year}-{index:07d}", Source.API, later(7 * DAY, 20 * DAY), None))
         elif rng.random() < 0.02:
-            refs.append((Kind.OTHER, f"Ticket #{rng.randrange(10000, 99999)}", Source.AGENT, later(2 * DAY, 9 * DAY), None))
+            ticket = f"Ticket #{rng.randrange(10000, 99999)}"
+            refs.append((Kind.OTHER, ticket, Source.AGENT, later(2 * DAY, 9 * DAY), None))
 
     def _payment(self, rng: random.Random) -> str | None:
         draw = rng.random()
@@ -557,7 +581,7 @@ class RowBuilder:
     def _time(self, moment: int) -> str:
         day, second = divmod(moment, DAY)
         minute, second = divmod(second, 60)
-        return "%s %02d:%02d:%02d.000000%s" % (_day_text(day), minute // 60, minute % 60, second, self.time_suffix)
+        return f"{_day_text(day)} {minute // 60:02d}:{minute % 60:02d}:{second:02d}.000000{self.time_suffix}"
 
     def _add_terms(self, record: Order | Cart | Customer) -> None:
         rows = self.batch.rows["search_terms"]
@@ -653,14 +677,17 @@ class _WorkerFailed:
         self.details = details
 
 
-def _generate_into(spec: GenerationSpec, queue: Any) -> None:
-    """Runs in the generator process: streams batches; a full queue holds it back, so memory stays flat."""
+def _generate_into(spec: GenerationSpec, connection: Any) -> None:
+    """Runs in the generator process. A send blocks until the parent has read the previous batch,
+    so the generator runs at most one batch ahead and memory stays flat."""
     try:
         for batch in generate_batches(spec):
-            queue.put(batch)
-        queue.put(None)
-    except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
-        queue.put(_WorkerFailed(traceback.format_exc()))
+            connection.send(batch)
+        connection.send(None)
+    except BaseException:  # noqa: BLE001 - handed to the parent, which raises it
+        connection.send(_WorkerFailed(traceback.format_exc()))
+    finally:
+        connection.close()
 
 
 @contextmanager
@@ -670,14 +697,22 @@ def batch_stream(spec: GenerationSpec) -> Iterator[Iterator[Batch]]:
         yield generate_batches(spec)
         return
     context = multiprocessing.get_context("spawn")  # a forked child would share the database connections
-    queue = context.Queue(maxsize=2)
-    worker = context.Process(target=_generate_into, args=(spec, queue), name="demo-generator", daemon=True)
+    reader, writer = context.Pipe(duplex=False)
+    worker = context.Process(target=_generate_into, args=(spec, writer), name="demo-generator", daemon=True)
     worker.start()
+    writer.close()  # the worker holds the only write end: if it dies, reading ends with EOFError
 
     def receive() -> Iterator[Batch]:
-        while (item := queue.get()) is not None:
+        while True:
+            try:
+                item = reader.recv()
+            except EOFError:
+                worker.join(timeout=5)
+                raise RuntimeError(f"the demo generator process stopped (exit code {worker.exitcode})") from None
+            if item is None:
+                return
             if isinstance(item, _WorkerFailed):
-                raise RuntimeError(f"the demo generator process failed:\n{item.details}")
+                raise RuntimeError(f"the demo generator process failed:\n{item.details}")  # noqa: TRY004
             yield item
 
     try:
@@ -686,6 +721,7 @@ def batch_stream(spec: GenerationSpec) -> Iterator[Iterator[Batch]]:
         if worker.is_alive():
             worker.terminate()
         worker.join()
+        reader.close()
 
 
 # ----------------------------------------------------------------------------- writing
@@ -718,15 +754,24 @@ class BatchWriter:
 
     def insert(self, connection: Connection, batch: Batch) -> None:
         for table in TABLES:
-            if batch.rows[table]:
-                connection.execute(insert(db.metadata.tables[table]), [dict(zip(COLUMNS[table], row)) for row in batch.rows[table]])
+            rows = [dict(zip(COLUMNS[table], row, strict=True)) for row in batch.rows[table]]
+            if rows:
+                connection.execute(insert(db.metadata.tables[table]), rows)
 
     def prepare(self, big: bool) -> None:
-        """Before the first batch; `big` when the load at least doubles the data."""
+        """Before the first batch. A big load (one that at least doubles the data) drops the plain
+        indexes of the tables it fills and builds them once at the end: with random keys, keeping
+        them current costs several times more, mostly in pages rewritten by every commit."""
+        if big:
+            connection = self.session.connection()
+            for index in bulk_indexes():
+                index.drop(connection, checkfirst=True)
+        self.session.commit()
 
     def finish(self) -> None:
-        """After the last batch, also after a failure: put back whatever prepare() changed."""
+        """After the last batch, also after a failure: put back whatever prepare() dropped."""
         self.session.rollback()
+        restore_after_bulk(self.session)
 
 
 class SqliteWriter(BatchWriter):
@@ -747,12 +792,19 @@ class SqliteWriter(BatchWriter):
             for table in TABLES
         }
 
+    # Per-connection settings for the load, put back afterwards.
+    LOAD_PRAGMAS: ClassVar[dict[str, int]] = {
+        "cache_size": -65536,  # 64 MiB: index pages are written at random
+        "wal_autocheckpoint": 20000,  # checkpoint every ~80 MB rather than 4 MB: batches rewrite the same pages
+        "secure_delete": 0,  # Debian builds default to 1, which would zero every page of a dropped index
+    }
+
     def prepare(self, big: bool) -> None:
         connection = self.session.connection()
-        connection.exec_driver_sql("PRAGMA cache_size=-65536")  # 64 MiB: the key indexes are written at random
-        # Checkpoint every ~80 MB rather than 4 MB: each batch rewrites the same index pages.
-        connection.exec_driver_sql("PRAGMA wal_autocheckpoint=20000")
-        self.session.commit()
+        self.saved_pragmas = {name: connection.exec_driver_sql(f"PRAGMA {name}").scalar() for name in self.LOAD_PRAGMAS}
+        for name, value in self.LOAD_PRAGMAS.items():
+            connection.exec_driver_sql(f"PRAGMA {name}={value}")
+        super().prepare(big)
 
     def insert(self, connection: Connection, batch: Batch) -> None:
         with self._fts_triggers_dropped(connection) as fts_tables:
@@ -762,20 +814,21 @@ class SqliteWriter(BatchWriter):
                     connection.exec_driver_sql(self.statements[table], rows)
             for table, fts in fts_tables:
                 if batch.rows[table]:
+                    first = batch.first_ids[table]
                     connection.exec_driver_sql(
-                        f'INSERT INTO {fts}(rowid, key) SELECT id, key FROM "{table}" WHERE id >= ? AND id < ? ORDER BY id',
-                        (batch.first_ids[table], batch.first_ids[table] + len(batch.rows[table])),
+                        f'INSERT INTO {fts}(rowid, key) SELECT id, key FROM "{table}" '
+                        "WHERE id >= ? AND id < ? ORDER BY id",  # rowids in order: FTS5 appends, never re-sorts
+                        (first, first + len(batch.rows[table])),
                     )
 
     @contextmanager
     def _fts_triggers_dropped(self, connection: Connection) -> Iterator[list[tuple[str, str]]]:
-        present = {name for (name,) in connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        present = set(connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'").scalars())
         fts_tables = [(table, fts) for table, fts in TRIGRAM_INDEXED.items() if fts in present]
         names = tuple(f"{fts}_ai" for _, fts in fts_tables)  # schema.py's insert triggers
+        placeholders = ",".join("?" for _ in names) or "NULL"
         triggers = connection.exec_driver_sql(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN (%s)"
-            % (",".join("?" for _ in names) or "NULL"),
-            names,
+            f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN ({placeholders})", names,
         ).all()
         for name, _ in triggers:
             connection.exec_driver_sql(f'DROP TRIGGER "{name}"')
@@ -785,10 +838,10 @@ class SqliteWriter(BatchWriter):
             connection.exec_driver_sql(sql)
 
     def finish(self) -> None:
-        self.session.rollback()
+        super().finish()
         connection = self.session.connection()
-        connection.exec_driver_sql("PRAGMA cache_size=-2000")  # SQLite's defaults
-        connection.exec_driver_sql("PRAGMA wal_autocheckpoint=1000")
+        for name, value in getattr(self, "saved_pragmas", {}).items():
+            connection.exec_driver_sql(f"PRAGMA {name}={int(value)}")
         connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
         self.session.commit()
 
@@ -797,10 +850,9 @@ class PostgresWriter(BatchWriter):
     """COPY through psycopg; ids taken past both MAX(id) and the serial sequence, then the sequence moved on.
 
     For a big load the trigram GIN indexes and the foreign keys between these tables are dropped
-    first and put back at the end: building a GIN index once costs less than half of maintaining
-    it row by row, and each foreign-key check locks its parent row. The generator's rows are
-    consistent by construction; putting the keys back validates them all the same. Should the
-    run die in between, the next run (or `flask --app wsgi db init`) puts them back.
+    too: building a GIN index once costs less than half of maintaining it row by row, and each
+    foreign-key check locks its parent row. The generator's rows are consistent by construction;
+    putting the keys back validates them all the same.
     """
 
     def __init__(self, session: Session) -> None:
@@ -815,8 +867,8 @@ class PostgresWriter(BatchWriter):
         connection.exec_driver_sql("SET LOCAL synchronous_commit = off")  # a crash loses the batch, never corrupts
         # Concurrent inserts wait for the batch (reads do not), so our precomputed ids stay ours.
         # Taken before the audit head so a concurrent edit (insert, then audit) cannot deadlock with us.
-        connection.exec_driver_sql(
-            "LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE" % ", ".join(f'"{table}"' for table in TABLES))
+        tables = ", ".join(f'"{table}"' for table in TABLES)
+        connection.exec_driver_sql(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE")
 
     def next_ids(self, connection: Connection) -> dict[str, int]:
         ids = {}
@@ -831,6 +883,7 @@ class PostgresWriter(BatchWriter):
     def prepare(self, big: bool) -> None:
         if big:
             connection = self.session.connection()
+            connection.exec_driver_sql("SET maintenance_work_mem = '256MB'")  # for the index builds at the end
             for table, name in _postgres_foreign_keys(connection):
                 connection.exec_driver_sql(f'ALTER TABLE "{table}" DROP CONSTRAINT "{name}"')
             for (name,) in connection.exec_driver_sql(
@@ -839,11 +892,7 @@ class PostgresWriter(BatchWriter):
                 {"tables": list(TRIGRAM_INDEXED)},
             ):
                 connection.exec_driver_sql(f'DROP INDEX "{name}"')
-        self.session.commit()
-
-    def finish(self) -> None:
-        self.session.rollback()
-        restore_postgres_constraints(self.session)
+        super().prepare(big)
 
     def insert(self, connection: Connection, batch: Batch) -> None:
         cursor = connection.connection.driver_connection.cursor()
@@ -867,11 +916,27 @@ def _postgres_foreign_keys(connection: Connection) -> list[tuple[str, str]]:
             if key["referred_table"] in TABLES]
 
 
-def restore_postgres_constraints(session: Session) -> None:
-    """Put back the foreign keys (from the models) and trigram indexes (schema.py) a big load dropped."""
+def bulk_indexes() -> list[Index]:
+    """The plain indexes of the tables the generator fills (unique ones stay: they guard the data)."""
+    return [index for table in TABLES for index in db.metadata.tables[table].indexes if not index.unique]
+
+
+def restore_after_bulk(session: Session) -> None:
+    """Put back what a big load dropped; also what one that died left out. Cheap when nothing is missing."""
+    connection = session.connection()
+    for index in bulk_indexes():
+        index.create(connection, checkfirst=True)
+    session.commit()
+    if session.get_bind().dialect.name == "postgresql":
+        _restore_postgres_constraints(session)
+
+
+def _restore_postgres_constraints(session: Session) -> None:
+    """The foreign keys (from the models) and the trigram indexes (schema.py's set-up)."""
     connection = session.connection()
     inspector = inspect(connection)
-    present = {(table, tuple(key["constrained_columns"])) for table in TABLES for key in inspector.get_foreign_keys(table)}
+    present = {(table, tuple(key["constrained_columns"]))
+               for table in TABLES for key in inspector.get_foreign_keys(table)}
     missing = [key for table in TABLES for key in db.metadata.tables[table].foreign_key_constraints
                if (table, tuple(key.column_keys)) not in present]
     for constraint in missing:
@@ -1013,8 +1078,8 @@ class DemoReport:
 
     def lines(self) -> list[str]:
         carts = self.carts
-        lines = [f"Spryker carts from {self.carts_file.name}: {carts.loaded} loaded "
-                 f"({carts.created} new, {carts.updated} updated)"]
+        lines = [(f"Spryker carts from {self.carts_file.name}: {carts.loaded} read "
+                  f"({carts.created} new, {carts.updated} updated, {carts.unchanged} unchanged)")]
         lines += [f"  problem: {problem}" for problem in carts.problems]
         lines += self.notes
         if self.orders_after > self.orders_before:
@@ -1052,8 +1117,7 @@ def load_demo(session: Session, *, orders: int, seed: int, carts_file: Path, now
     customers and references) are added. `now` fixes the end of the history (tests).
     """
     _check_columns()
-    if session.get_bind().dialect.name == "postgresql":
-        restore_postgres_constraints(session)  # left out by a big load that died?
+    restore_after_bulk(session)  # anything a big load that died left out
     report = DemoReport(seed=seed, carts_file=carts_file, orders_requested=orders,
                         carts=import_carts_file(session, carts_file, DEMO_ACTOR))
     spryker_customers = _spryker_customers(carts_file)

@@ -9,10 +9,20 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from dashboard import audit, demo
-from dashboard.models import AuditEvent, Cart, CartState, Customer, Order, Reference, SearchTerm, User, db
+from dashboard.models import (
+    AuditEvent,
+    Cart,
+    CartState,
+    Customer,
+    Order,
+    Reference,
+    SearchTerm,
+    User,
+    db,
+)
 from dashboard.references import Kind, matching_key
 from dashboard.tracking import identify_one
 
@@ -81,9 +91,9 @@ def test_a_second_run_adds_nothing(app: Flask, instance: Path) -> None:
     before = _counts(app)
     second = _load(app)
     after = _counts(app)
-    # The cart import records each re-read cart; nothing else changes.
     assert {**after, "audit_events": 0} == {**before, "audit_events": 0}
-    assert after["audit_events"] == before["audit_events"] + first.carts.loaded
+    assert after["audit_events"] == before["audit_events"] + second.carts.created + second.carts.updated
+    assert first.carts.created == second.carts.unchanged == 78
     assert second.orders_before == second.orders_after == ORDERS
     assert any("nothing to add" in line for line in second.lines())
 
@@ -242,6 +252,30 @@ def test_rows_move_to_free_ids_when_another_writer_took_them(app: Flask, instanc
         assert audit.verify_chain(session).ok
 
 
+def _index_names(app: Flask) -> set[str]:
+    with app.app_context():
+        inspector = inspect(db.session.connection())
+        names = {index["name"] for table in demo.TABLES for index in inspector.get_indexes(table)}
+        db.session.rollback()
+    return names
+
+
+def test_a_big_load_rebuilds_the_indexes_it_dropped(fresh_app, monkeypatch: pytest.MonkeyPatch) -> None:
+    small, big = fresh_app("small"), fresh_app("big")
+    expected = _index_names(small)
+    assert {index.name for index in demo.bulk_indexes()} <= expected
+    _load(small)
+    monkeypatch.setattr(demo, "BIG_LOAD_ORDERS", 1)
+    _load(big)
+    assert _index_names(big) == expected
+    assert _references(big) == _references(small)
+    with big.app_context():  # as a big load that died would leave it
+        db.session.connection().exec_driver_sql("DROP INDEX ix_references_key")
+        db.session.commit()
+    _load(big)
+    assert _index_names(big) == expected
+
+
 @pytest.mark.postgres
 def test_postgres_load_is_complete_and_idempotent(postgres_app: Flask, tmp_path: Path) -> None:
     postgres_app.instance_path = str(tmp_path)
@@ -280,15 +314,16 @@ def _postgres_keys_and_indexes(app: Flask) -> tuple[int, int]:
 def test_a_big_postgres_load_puts_back_what_it_dropped(postgres_app: Flask, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     postgres_app.instance_path = str(tmp_path)
-    expected = _postgres_keys_and_indexes(postgres_app)
-    assert expected[0] >= 3 and expected[1] == 2
+    expected = _postgres_keys_and_indexes(postgres_app), _index_names(postgres_app)
+    assert expected[0][0] >= 3 and expected[0][1] == 2
     monkeypatch.setattr(demo, "BIG_LOAD_ORDERS", 1)
     _load(postgres_app)
-    assert _postgres_keys_and_indexes(postgres_app) == expected
+    assert (_postgres_keys_and_indexes(postgres_app), _index_names(postgres_app)) == expected
     with postgres_app.app_context():  # as a big load that died would leave them
         connection = db.session.connection()
         connection.exec_driver_sql('ALTER TABLE "references" DROP CONSTRAINT references_order_id_fkey')
         connection.exec_driver_sql("DROP INDEX ix_references_key_trgm")
+        connection.exec_driver_sql("DROP INDEX ix_references_key")
         db.session.commit()
     _load(postgres_app)
-    assert _postgres_keys_and_indexes(postgres_app) == expected
+    assert (_postgres_keys_and_indexes(postgres_app), _index_names(postgres_app)) == expected

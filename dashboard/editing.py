@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
@@ -38,7 +39,7 @@ def record_key(owner: Owner) -> str:
 class EditDecision:
     allowed: bool
     reason_required: bool = False
-    message: str = ""
+    message: str = ""  # lazily translated: str() it where it is shown or stored
     read_only_order: Order | None = None  # for ordered carts: the order to edit instead
 
 
@@ -49,20 +50,20 @@ def edit_policy(role: str | None, owner: Owner) -> EditDecision:
     if isinstance(owner, Order):
         if supervisor:
             return EditDecision(True, reason_required=True)
-        return EditDecision(False, message="Only a supervisor may change references on an order.")
+        return EditDecision(False, message=_l("Only a supervisor may change references on an order."))
     if owner.state == CartState.OPEN:
-        return EditDecision(True) if rank else EditDecision(False, message="Log in to edit.")
+        return EditDecision(True) if rank else EditDecision(False, message=_l("Log in to edit."))
     if owner.state == CartState.LOCKED:
         if supervisor:
             return EditDecision(True, reason_required=True)
-        return EditDecision(False, message="This cart is locked; only a supervisor may change it.")
+        return EditDecision(False, message=_l("This cart is locked; only a supervisor may change it."))
     if owner.state == CartState.ORDERED:
         return EditDecision(
             False,
-            message="This cart has been ordered and is read-only; change the order instead.",
+            message=_l("This cart has been ordered and is read-only; change the order instead."),
             read_only_order=owner.order,
         )
-    return EditDecision(False, message="This cart was deleted in the shop and is read-only.")
+    return EditDecision(False, message=_l("This cart was deleted in the shop and is read-only."))
 
 
 def active_custom(session: Session, owner: Owner) -> Reference | None:

@@ -23,7 +23,6 @@ from .records import EDITABLE_KINDS, load_owner, page_template, record_page_cont
 bp = Blueprint("edit", __name__)
 
 
-
 @dataclass
 class PlannedChange:
     """The change a post asks for, worked out before anything is written."""
@@ -72,8 +71,9 @@ def _page_url(owner: Order | Cart) -> str:
 
 
 def _refuse(owner: Order | Cart, decision: editing.EditDecision, form_id: str):
-    auth.record_denied(decision.message, record_type=editing.record_type(owner), record_key=editing.record_key(owner))
-    return _respond(owner, Outcome(form_id, status=403, message=decision.message))
+    message = str(decision.message)
+    auth.record_denied(message, record_type=editing.record_type(owner), record_key=editing.record_key(owner))
+    return _respond(owner, Outcome(form_id, status=403, message=message))
 
 
 def _warnings_for(owner: Order | Cart, kind: str, value: str) -> list[str]:

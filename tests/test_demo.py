@@ -1,6 +1,7 @@
 """The demo generator: deterministic, resumable, true to Spryker's rules, audited and indexed."""
 from __future__ import annotations
 
+import functools
 import json
 import stat
 from collections import Counter
@@ -10,8 +11,9 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from sqlalchemy import func, inspect, select
+from werkzeug.security import generate_password_hash
 
-from dashboard import audit, demo
+from dashboard import audit, demo, models
 from dashboard.models import (
     AuditEvent,
     Cart,
@@ -30,6 +32,13 @@ from .conftest import CARTS_FILE, _make_app
 
 NOW = datetime(2026, 12, 3, 10, 0, tzinfo=timezone.utc)
 ORDERS = 300
+
+
+@pytest.fixture(autouse=True)
+def quick_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """scrypt is slow on purpose; these tests check who gets a password, not how it is hashed."""
+    monkeypatch.setattr(models, "generate_password_hash",
+                        functools.partial(generate_password_hash, method="pbkdf2:sha256:1"))
 
 
 def _load(app: Flask, orders: int = ORDERS, seed: int = 42, now: datetime = NOW) -> demo.DemoReport:

@@ -39,18 +39,52 @@ SOURCE_LABELS = {
 }
 
 
-LABEL_TABLES = {"field_labels": FIELD_LABELS, "tier_labels": TIER_LABELS, "source_labels": SOURCE_LABELS}
+ACTION_LABELS = {
+    "reference.added": _l("Reference added"),
+    "reference.changed": _l("Reference changed"),
+    "reference.retired": _l("Reference retired"),
+    "record.imported": _l("Record imported"),
+    "auth.login": _l("Logged in"),
+    "auth.login_failed": _l("Login failed"),
+    "auth.denied": _l("Request denied"),
+    "user.created": _l("User created"),
+}
+
+ACTOR_TYPE_LABELS = {
+    "user": _l("user"),
+    "api": _l("API client"),
+    "system": _l("system"),
+    "anonymous": _l("anonymous"),
+}
+
+RECORD_TYPE_LABELS = {
+    "order": _l("order"),
+    "cart": _l("cart"),
+    "customer": _l("customer"),
+    "user": _l("user"),
+}
+
+
+LABEL_TABLES = {
+    "field_labels": FIELD_LABELS,
+    "tier_labels": TIER_LABELS,
+    "source_labels": SOURCE_LABELS,
+    "action_labels": ACTION_LABELS,
+    "actor_type_labels": ACTOR_TYPE_LABELS,
+    "record_type_labels": RECORD_TYPE_LABELS,
+}
+
+
+def translated() -> dict[str, dict[str, str]]:
+    """Every label table in the request's language, translated once per request when first needed
+    (a results page looks labels up for every row; a static file never needs them)."""
+    if "labels" not in g:
+        g.labels = {name: {key: str(text) for key, text in table.items()} for name, table in LABEL_TABLES.items()}
+    return g.labels
 
 
 def init_app(app: Flask) -> None:
     # Globals rather than a context processor: imported macros see globals, not the context.
     app.jinja_env.globals.update(get_locale=get_locale, **TEMPLATE_HELPERS)
 
-    @app.before_request
-    def translate_labels() -> None:
-        # Translated once per request; a results page looks labels up for every row.
-        g.labels = {name: {key: str(text) for key, text in table.items()} for name, table in LABEL_TABLES.items()}
-
-    @app.context_processor
-    def labels() -> dict:
-        return g.get("labels") or {}
+    app.context_processor(translated)

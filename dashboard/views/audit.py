@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import Blueprint, render_template, request
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
@@ -23,32 +22,6 @@ bp = Blueprint("audit", __name__)
 
 PAGE_SIZE = 50
 REGION_ID = "audit-events"
-
-ACTION_LABELS = {
-    "reference.added": _l("Reference added"),
-    "reference.changed": _l("Reference changed"),
-    "reference.retired": _l("Reference retired"),
-    "record.imported": _l("Record imported"),
-    "auth.login": _l("Logged in"),
-    "auth.login_failed": _l("Login failed"),
-    "auth.denied": _l("Request denied"),
-    "user.created": _l("User created"),
-}
-
-ACTOR_TYPE_LABELS = {
-    "user": _l("user"),
-    "api": _l("API client"),
-    "system": _l("system"),
-    "anonymous": _l("anonymous"),
-}
-
-RECORD_TYPE_LABELS = {
-    "order": _l("order"),
-    "cart": _l("cart"),
-    "customer": _l("customer"),
-    "user": _l("user"),
-}
-
 
 @dataclass(frozen=True)
 class AuditFilters:
@@ -150,9 +123,6 @@ def log():
     page = events_page(db.session, AuditFilters(), _before_argument())
     context = {
         "page": page,
-        "action_labels": ACTION_LABELS,
-        "actor_type_labels": ACTOR_TYPE_LABELS,
-        "record_type_labels": RECORD_TYPE_LABELS,
     }
     if wants_fragment(REGION_ID):
         return render_template("partials/_audit_rows.html", **context)

@@ -4,13 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from markupsafe import Markup
 
 from ..auth import require_role
 from ..htmx import wants_fragment
 from ..models import Role, db
 from ..references import MAX_VALUE_LENGTH
+from ..labels import translated
 from ..formatting import highlighted, money, state_badge, when
 from ..search import ResultRow, SearchResults
 from ..search import search as run_search
@@ -55,7 +56,7 @@ def _record_url(endpoint: str, argument: str):
 
 
 def result_lines(results: SearchResults) -> dict[str, list[ResultLine]]:
-    labels, exact = g.labels, results.single_exact
+    labels, exact = translated(), results.single_exact
     order_url = _record_url("records.order", "order_reference")
     cart_url = _record_url("records.cart", "cart_key")
 

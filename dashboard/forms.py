@@ -4,12 +4,18 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+
+
+def _no_control_characters(form, field) -> None:
+    """A NUL or other control character is no name or password; PostgreSQL would refuse it outright."""
+    if field.data and any(ord(char) < 32 or ord(char) == 127 for char in field.data):
+        raise ValidationError(_l("Control characters are not allowed here."))
 
 
 class LoginForm(FlaskForm):
-    username = StringField(_l("User name"), validators=[DataRequired(), Length(max=100)])
-    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
+    username = StringField(_l("User name"), validators=[DataRequired(), Length(max=100), _no_control_characters])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200), _no_control_characters])
 
 
 class ReferenceEditForm(FlaskForm):

@@ -281,3 +281,13 @@ def test_filters_narrow_the_query_and_keyset_pages_follow_them(both_app: Flask):
         third = events_page(db.session, AuditFilters(actor="even"), before=second.older, size=2)
         assert [e.seq for e in third.events] == [1] and third.older is None
         assert third.newer == {"before": 6}  # the page of 5 and 3, whatever lies between
+
+
+def test_a_login_with_a_nul_character_is_refused_clearly(both_app):
+    from .conftest import csrf_token_from
+
+    client = both_app.test_client()
+    token = csrf_token_from(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"username": "agent\x00", "password": "x", "csrf_token": token})
+    assert response.status_code == 422
+    assert "Control characters are not allowed" in response.get_data(as_text=True)

@@ -76,14 +76,23 @@ def _refuse(owner: Order | Cart, decision: editing.EditDecision, form_id: str):
     return _respond(owner, Outcome(form_id, status=403, message=message))
 
 
-def _warnings_for(owner: Order | Cart, kind: str, value: str) -> list[str]:
-    warnings = []
-    if kind == Kind.TRACKING and identify_one(value) is None:
-        warnings.append(_("No carrier recognises this tracking number; it was saved anyway. Check it with the customer."))
+def _tell_about_saved_value(owner: Order | Cart, change: PlannedChange, outcome: Outcome) -> None:
+    """After a save: which carrier a tracking number belongs to (or that none does), and which other
+    records hold the same value. Hints only: the value is saved either way."""
+    value = change.new_value
+    if value is None:
+        return
+    if change.kind == Kind.TRACKING:
+        carrier = identify_one(value)
+        if carrier is None:
+            outcome.warnings.append(
+                _("No carrier recognises this tracking number; it was saved anyway. Check it with the customer."))
+        else:
+            outcome.message += " " + _("Recognised as a %(courier)s tracking number (%(service)s).",
+                                       courier=carrier.courier, service=carrier.service)
     for record_kind, key in editing.duplicates_elsewhere(db.session, owner, value):
         label = _("order") if record_kind == "order" else _("cart")
-        warnings.append(_("The same value is also active on %(kind)s %(key)s.", kind=label, key=key))
-    return warnings
+        outcome.warnings.append(_("The same value is also active on %(kind)s %(key)s.", kind=label, key=key))
 
 
 def _check(owner: Order | Cart, decision: editing.EditDecision, form: ReferenceEditForm,
@@ -145,12 +154,7 @@ def _edit(collection: str, record_key: str, form_id: str, plan):
     )
     db.session.commit()
     outcome.message = change.done_message()
-    carrier = identify_one(change.new_value) if change.kind == Kind.TRACKING and change.new_value else None
-    if carrier is not None:
-        outcome.message += " " + _("Recognised as a %(courier)s tracking number (%(service)s).",
-                                   courier=carrier.courier, service=carrier.service)
-    if change.new_value is not None:
-        outcome.warnings = _warnings_for(owner, change.kind, change.new_value)
+    _tell_about_saved_value(owner, change, outcome)
     return _respond(owner, outcome)
 
 

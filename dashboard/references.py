@@ -45,12 +45,18 @@ def _fold(text: str) -> str:
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
 
 
+# ASCII is unchanged by NFKC and folds by lower(); its letters and digits are exactly [A-Za-z0-9].
+_ASCII_SEPARATORS = str.maketrans("", "", "".join(chr(code) for code in range(128) if not chr(code).isalnum()))
+
+
 def matching_key(value: str) -> str:
     """The one key that stored and typed references are compared by.
 
     `PO-123/45`, ` po 12345` with a non-breaking space and full-width `ＰＯ１２３４５`
     all give `po12345`.
     """
+    if value.isascii():  # nearly every value; the same key, without per-character Unicode look-ups
+        return value.lower().translate(_ASCII_SEPARATORS)
     return "".join(char for char in _fold(value) if _keeps(char))
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from dashboard.references import InvalidValue, clean_value, highlight_span, matching_key
+from dashboard.references import InvalidValue, _fold, _keeps, clean_value, highlight_span, matching_key
 
 
 @pytest.mark.parametrize(
@@ -43,3 +43,13 @@ def test_clean_value_trims_and_refuses_blank():
     with pytest.raises(InvalidValue):
         clean_value("   ")
     assert clean_value("  ", allow_empty=True) == ""
+
+
+def test_ascii_fast_path_gives_the_unicode_key():
+    # matching_key skips NFKC and case folding for ASCII; every ASCII character must fold as they would.
+    def unicode_key(value: str) -> str:
+        return "".join(char for char in _fold(value) if _keeps(char))
+
+    for code in range(128):
+        value = f"x{chr(code)}Y-{chr(code)}9"
+        assert matching_key(value) == unicode_key(value), repr(chr(code))

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Dialect, select, update
 from sqlalchemy.orm import Session
 
 from .models import AuditEvent, AuditHead, utcnow
@@ -68,6 +69,10 @@ class EventData:
     occurred_at: datetime = field(default_factory=utcnow)
 
 
+_CANONICAL_JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))  # json.dumps builds one per call
+
+
+@lru_cache(maxsize=64)  # bulk appends share one time
 def _format_time(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -76,7 +81,7 @@ def canonical_text(row: dict) -> str:
     values = [
         _format_time(row[name]) if name == "occurred_at" else row[name] for name in HASHED_FIELDS
     ]
-    return json.dumps(values, ensure_ascii=True, separators=(",", ":"))
+    return _CANONICAL_JSON.encode(values)
 
 
 def event_hash(row: dict) -> str:
@@ -130,9 +135,44 @@ def append_events(session: Session, events: Iterable[EventData]) -> list[dict]:
         }
         row["hash"] = prev_hash = event_hash(row)
         rows.append(row)
-    session.execute(insert(AuditEvent), rows)
+    _insert_rows(session, rows)
     session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=prev_hash))
     return rows
+
+
+STORED_FIELDS = (*HASHED_FIELDS, "hash")
+
+
+def _insert_rows(session: Session, rows: list[dict]) -> None:
+    """One executemany through the driver, values bound as the column types bind them.
+
+    Imports chain a million events; SQLAlchemy's per-row parameter processing cost several
+    times the hashing itself, so rows go to the driver as tuples.
+    """
+    connection = session.connection()
+    dialect = connection.dialect
+    bind_time = _time_binder(dialect)
+    times: dict[datetime, object] = {}  # the events of one append mostly share their time
+    tuples = []
+    for row in rows:
+        moment = row["occurred_at"]
+        if moment not in times:
+            times[moment] = bind_time(moment)
+        tuples.append(tuple(times[moment] if name == "occurred_at" else row[name] for name in STORED_FIELDS))
+    connection.exec_driver_sql(_insert_sql(dialect), tuples)
+
+
+def _time_binder(dialect: Dialect) -> Callable[[datetime], object]:
+    column_type = AuditEvent.__table__.c.occurred_at.type
+    return column_type.dialect_impl(dialect).bind_processor(dialect) or (lambda moment: moment)
+
+
+def _insert_sql(dialect: Dialect) -> str:
+    quote = dialect.identifier_preparer.quote
+    placeholder = "?" if dialect.paramstyle in ("qmark", "numeric") else "%s"
+    columns = ", ".join(quote(name) for name in STORED_FIELDS)
+    values = ", ".join(placeholder for _ in STORED_FIELDS)
+    return f"INSERT INTO {quote(AuditEvent.__tablename__)} ({columns}) VALUES ({values})"
 
 
 def append_event(session: Session, event: EventData) -> dict:

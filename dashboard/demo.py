@@ -37,9 +37,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.schema import AddConstraint
 
 from . import audit, tracking
-from .indexing import reindex, term_rows
+from .indexing import cart_fields, customer_fields, order_fields, reindex, terms
 from .integrations.spryker import CART_UUID_NAMESPACE, ImportReport, import_carts_file
-from .models import AuditEvent, Cart, CartState, Customer, Order, Role, User, db
+from .models import AuditEvent, CartState, Customer, Order, Role, User, db
 from .references import Kind, Source, matching_key
 from .schema import TRIGRAM_INDEXED, create_schema
 
@@ -553,9 +553,6 @@ class RowBuilder:
     def __init__(self, dialect: str, next_ids: dict[str, int]) -> None:
         self.next_ids = dict(next_ids)
         self.time_suffix = "+00" if dialect == "postgresql" else ""  # SQLite keeps naive UTC text
-        # term_rows() reads a record's fields; one reusable transient instance per type keeps
-        # indexing.py the one place that knows which fields are searchable.
-        self._order, self._cart, self._customer = Order(), Cart(), Customer()
         self.batch = Batch(dict(self.next_ids))
 
     def take(self, orders_end: int) -> Batch:
@@ -583,19 +580,16 @@ class RowBuilder:
         minute, second = divmod(second, 60)
         return f"{_day_text(day)} {minute // 60:02d}:{minute % 60:02d}:{second:02d}.000000{self.time_suffix}"
 
-    def _add_terms(self, record: Order | Cart | Customer) -> None:
+    def _add_terms(self, record_type: str, record_id: int, fields: list[tuple[str, str | None]]) -> None:
         rows = self.batch.rows["search_terms"]
-        for term in term_rows(record):
-            rows.append((self._next("search_terms"), term["key"], term["field"], term["record_type"],
-                         term["record_id"], term["value"]))
+        for key, field_name, value in terms(fields):
+            rows.append((self._next("search_terms"), key, field_name, record_type, record_id, value))
 
     def _add_customer(self, customer: CustomerPlan) -> None:
         row_id = self._next("customers")
         self.batch.rows["customers"].append(
             (row_id, customer.reference, customer.email, customer.first_name, customer.last_name, customer.company))
-        probe = self._customer
-        probe.id, probe.customer_reference, probe.email = row_id, customer.reference, customer.email
-        self._add_terms(probe)
+        self._add_terms("customer", row_id, customer_fields(customer.reference, customer.email))
 
     def _add_cart(self, cart: CartPlan) -> None:
         cart.row_id = row_id = self._next("carts")
@@ -605,9 +599,7 @@ class RowBuilder:
             row_id, cart.key, cart_uuid, cart.name, cart.customer.reference, store, currency, cart.is_default,
             cart.items, cart.units, cart.total, str(cart.state), 1, self._time(cart.created), self._time(cart.updated),
         ))
-        probe = self._cart
-        probe.id, probe.key, probe.uuid, probe.name = row_id, cart.key, cart_uuid, cart.name
-        self._add_terms(probe)
+        self._add_terms("cart", row_id, cart_fields(cart.key, cart_uuid, cart.name))
         self._add_references(cart.refs, None, row_id)
         self._add_event("cart", cart.key, {"state": str(cart.state)}, cart.refs)
 
@@ -620,9 +612,7 @@ class RowBuilder:
             row_id, reference, store, customer.reference, customer.email, customer.name, currency, order.total,
             order.items, order.status, self._time(order.placed), order.cart.row_id if order.cart else None, 1,
         ))
-        probe = self._order
-        probe.id, probe.order_reference = row_id, reference
-        self._add_terms(probe)
+        self._add_terms("order", row_id, order_fields(reference))
         self._add_references(order.refs, row_id, None)
         self._add_event("order", reference, {"status": order.status}, order.refs)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
+from operator import itemgetter
 
 from sqlalchemy import Dialect, select, update
 from sqlalchemy.orm import Session
@@ -153,12 +154,16 @@ def _insert_rows(session: Session, rows: list[dict]) -> None:
     dialect = connection.dialect
     bind_time = _time_binder(dialect)
     times: dict[datetime, object] = {}  # the events of one append mostly share their time
+    values_of = itemgetter(*STORED_FIELDS)
+    time_at = STORED_FIELDS.index("occurred_at")
     tuples = []
     for row in rows:
-        moment = row["occurred_at"]
+        values = list(values_of(row))
+        moment = values[time_at]
         if moment not in times:
             times[moment] = bind_time(moment)
-        tuples.append(tuple(times[moment] if name == "occurred_at" else row[name] for name in STORED_FIELDS))
+        values[time_at] = times[moment]
+        tuples.append(tuple(values))
     connection.exec_driver_sql(_insert_sql(dialect), tuples)
 
 

@@ -16,10 +16,11 @@ from .models import db
 TRIGRAM_INDEXED = {"references": "references_fts", "search_terms": "search_terms_fts"}
 
 def _sqlite_fts(table: str, fts: str) -> list[str]:
-    # detail='none' keeps the index small; a contains-search re-checks the key itself.
+    # detail='none' keeps the index small; a contains-search re-checks the key itself. Nothing ranks
+    # by bm25, so no per-row token counts either (columnsize=0: a quarter less work to build).
     return [
         f"""CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5(
-            key, content='{table}', content_rowid='id', tokenize='trigram', detail='none')""",
+            key, content='{table}', content_rowid='id', tokenize='trigram', detail='none', columnsize=0)""",
         f"""CREATE TRIGGER IF NOT EXISTS {fts}_ai AFTER INSERT ON "{table}" BEGIN
             INSERT INTO {fts}(rowid, key) VALUES (new.id, new.key);
         END""",

@@ -552,7 +552,10 @@ class RowBuilder:
 
     def __init__(self, dialect: str, next_ids: dict[str, int]) -> None:
         self.next_ids = dict(next_ids)
-        self.time_suffix = "+00" if dialect == "postgresql" else ""  # SQLite keeps naive UTC text
+        suffix = "+00" if dialect == "postgresql" else ""  # SQLite keeps naive UTC text
+        # " HH:MM" and ":SS.000000" looked up, not formatted: ~6 timestamps per order add up.
+        self.minute_texts = [f" {minute // 60:02d}:{minute % 60:02d}" for minute in range(DAY // 60)]
+        self.second_texts = [f":{second:02d}.000000{suffix}" for second in range(60)]
         self.batch = Batch(dict(self.next_ids))
 
     def take(self, orders_end: int) -> Batch:
@@ -578,7 +581,7 @@ class RowBuilder:
     def _time(self, moment: int) -> str:
         day, second = divmod(moment, DAY)
         minute, second = divmod(second, 60)
-        return f"{_day_text(day)} {minute // 60:02d}:{minute % 60:02d}:{second:02d}.000000{self.time_suffix}"
+        return _day_text(day) + self.minute_texts[minute] + self.second_texts[second]
 
     def _add_terms(self, record_type: str, record_id: int, fields: list[tuple[str, str | None]]) -> None:
         rows = self.batch.rows["search_terms"]

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from operator import itemgetter
 
-from sqlalchemy import Dialect, select, update
+from sqlalchemy import Connection, Dialect, select, update
 from sqlalchemy.orm import Session
 
 from .models import AuditEvent, AuditHead, utcnow
@@ -164,7 +164,22 @@ def _insert_rows(session: Session, rows: list[dict]) -> None:
             times[moment] = bind_time(moment)
         values[time_at] = times[moment]
         tuples.append(tuple(values))
-    connection.exec_driver_sql(_insert_sql(dialect), tuples)
+    if dialect.name == "postgresql" and len(tuples) >= COPY_FROM_ROWS:
+        _copy_rows(connection, tuples)
+    else:
+        connection.exec_driver_sql(_insert_sql(dialect), tuples)
+
+
+COPY_FROM_ROWS = 100  # PostgreSQL: an INSERT per row costs ~60 µs there; COPY a few, plus a round trip more
+
+
+def _copy_rows(connection: Connection, tuples: list[tuple]) -> None:
+    quote = connection.dialect.identifier_preparer.quote
+    columns = ", ".join(quote(name) for name in STORED_FIELDS)
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {quote(AuditEvent.__tablename__)} ({columns}) FROM STDIN") as copy:
+        for row in tuples:
+            copy.write_row(row)
 
 
 def _time_binder(dialect: Dialect) -> Callable[[datetime], object]:

@@ -104,6 +104,28 @@ def test_appended_events_form_one_intact_chain(both_app: Flask):
             assert after.prev_hash == before.hash
 
 
+def test_a_bulk_append_stores_every_value_as_given(both_app: Flask):
+    # Big appends take the bulk path (COPY on PostgreSQL): values that need escaping come back unchanged.
+    awkward = ["tab\there", "line\nbreak", "back\\slash", "quote\"s and 'single'", "Grüße ÄR-12 ＰＯ１", "\\N", ""]
+    events = [
+        EventData(action="record.imported", actor=AGENT, record_type="order", record_key=f"DE--{number}",
+                  new_value=awkward[number % len(awkward)], detail=None if number % 3 else '{"a":"\\u00e4"}',
+                  occurred_at=KNOWN_MOMENT)
+        for number in range(audit.COPY_FROM_ROWS + 5)
+    ]
+    with both_app.app_context():
+        audit.append_events(db.session, events)
+        db.session.commit()
+        db.session.expire_all()
+        stored = list(db.session.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
+
+        assert [(row.record_key, row.new_value, row.detail, row.occurred_at) for row in stored] == [
+            (event.record_key, event.new_value, event.detail, KNOWN_MOMENT) for event in events]
+        result = verify_chain(db.session)
+        assert result.ok, result.problem
+        assert result.checked == len(events)
+
+
 @pytest.mark.parametrize("column", ["new_value", "actor_name", "actor_role", "action", "occurred_at"])
 def test_verify_names_an_event_altered_with_sql(both_app: Flask, column: str):
     with both_app.app_context():

@@ -24,6 +24,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -32,16 +33,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from flask import current_app
-from sqlalchemy import Connection, Index, insert, inspect, select
+from sqlalchemy import Connection, Engine, Index, insert, inspect, select
 from sqlalchemy.orm import Session
-from sqlalchemy.schema import AddConstraint
+from sqlalchemy.schema import AddConstraint, CreateIndex
 
 from . import audit, tracking
 from .indexing import cart_fields, customer_fields, order_fields, reindex, terms
 from .integrations.spryker import CART_UUID_NAMESPACE, ImportReport, import_carts_file
 from .models import AuditEvent, CartState, Customer, Order, Role, User, db
 from .references import Kind, Source, matching_key
-from .schema import TRIGRAM_INDEXED, create_schema
+from .schema import TRIGRAM_INDEXED, postgres_trigram_index
 
 DEMO_ACTOR = audit.Actor("system", "demo-generator", None)
 GENERATOR_VERSION = 1  # recorded with every run; bump when the generated history changes
@@ -51,6 +52,7 @@ CUSTOMERS_PER_BLOCK = 60  # ~17 orders per customer
 CARTS_PER_BLOCK = {CartState.ORDERED: 140, CartState.OPEN: 60, CartState.LOCKED: 25, CartState.DELETED: 25}
 BATCH_ORDERS = 10_000  # orders per transaction: fewer, larger commits rewrite fewer pages
 WORKER_MIN_ORDERS = 20_000  # below this, starting a generator process costs more than it saves
+INDEX_BUILDERS = 2  # PostgreSQL connections that rebuild indexes after a big load
 BIG_LOAD_ORDERS = 50_000  # from this size (and doubling the data) PostgreSQL rebuilds rather than maintains
 
 ORDER_NUMBER_BASE = 1000  # the first generated order is DE--1000 (or AT--1000, US--1000)
@@ -916,16 +918,34 @@ def bulk_indexes() -> list[Index]:
 
 def restore_after_bulk(session: Session) -> None:
     """Put back what a big load dropped; also what one that died left out. Cheap when nothing is missing."""
-    connection = session.connection()
-    for index in bulk_indexes():
-        index.create(connection, checkfirst=True)
+    engine = session.get_bind()
+    statements = [str(CreateIndex(index, if_not_exists=True).compile(dialect=engine.dialect))
+                  for index in bulk_indexes()]
     session.commit()
-    if session.get_bind().dialect.name == "postgresql":
-        _restore_postgres_constraints(session)
+    if engine.dialect.name != "postgresql":
+        connection = session.connection()
+        for statement in statements:
+            connection.exec_driver_sql(statement)
+        session.commit()
+        return
+    # Trigram indexes first: they take longest, and the other connection builds the rest meanwhile.
+    _build_in_parallel(engine, [postgres_trigram_index(table) for table in TRIGRAM_INDEXED] + statements)
+    _restore_postgres_foreign_keys(session)
 
 
-def _restore_postgres_constraints(session: Session) -> None:
-    """The foreign keys (from the models) and the trigram indexes (schema.py's set-up)."""
+def _build_in_parallel(engine: Engine, statements: list[str]) -> None:
+    """PostgreSQL builds one index per backend: two connections use both cores (GIN builds are serial)."""
+
+    def build(statement: str) -> None:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
+            connection.exec_driver_sql(statement)
+
+    with ThreadPoolExecutor(max_workers=INDEX_BUILDERS) as pool:
+        list(pool.map(build, statements))  # list(): re-raises the first failure
+
+
+def _restore_postgres_foreign_keys(session: Session) -> None:
     connection = session.connection()
     inspector = inspect(connection)
     present = {(table, tuple(key["constrained_columns"]))
@@ -934,13 +954,7 @@ def _restore_postgres_constraints(session: Session) -> None:
                if (table, tuple(key.column_keys)) not in present]
     for constraint in missing:
         connection.execute(AddConstraint(constraint))  # validates every row
-    indexes = connection.exec_driver_sql(
-        "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() "
-        "AND tablename = ANY(%(tables)s) AND indexdef LIKE '%%gin_trgm_ops%%'", {"tables": list(TRIGRAM_INDEXED)},
-    ).scalar_one()
     session.commit()
-    if missing or indexes < len(TRIGRAM_INDEXED):
-        create_schema(session.get_bind())  # CREATE INDEX IF NOT EXISTS for the trigram indexes
 
 
 def make_writer(session: Session) -> BatchWriter:

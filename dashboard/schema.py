@@ -77,7 +77,7 @@ POSTGRES_AUDIT_GUARD = [
 ]
 
 
-def _postgres_trigram(table: str) -> str:
+def postgres_trigram_index(table: str) -> str:
     return f'CREATE INDEX IF NOT EXISTS ix_{table}_key_trgm ON "{table}" USING gin (key gin_trgm_ops)'
 
 
@@ -101,7 +101,7 @@ def _statements(dialect: str) -> list[str]:
         fts = [sql for table, name in TRIGRAM_INDEXED.items() for sql in _sqlite_fts(table, name)]
         return fts + SQLITE_AUDIT_GUARD + [TRIGRAM_STATS]
     if dialect == "postgresql":
-        return [_postgres_trigram(table) for table in TRIGRAM_INDEXED] + POSTGRES_AUDIT_GUARD + [TRIGRAM_STATS]
+        return [postgres_trigram_index(table) for table in TRIGRAM_INDEXED] + POSTGRES_AUDIT_GUARD + [TRIGRAM_STATS]
     return []
 
 

@@ -12,22 +12,27 @@ own fields:
 
 A weaker tier only fills what the stronger ones left of the candidate budget, so a short query that
 matches a million keys costs no more than one that matches two hundred; the similar tier runs only
-when nothing else matched. The hot path is plain SQL
-with bound parameters (no user text is ever part of the SQL); the ORM would add milliseconds.
+when nothing else matched. Exact, prefix and contains over both sources, with each hit's order or
+cart summary, are ONE statement (search_sql), the similar tier a second one: on PostgreSQL every
+statement is a round trip. The hot path is plain SQL with bound parameters (no user text is ever
+part of the SQL); the ORM would add milliseconds.
 """
 from __future__ import annotations
 
 import json
+import time
+import weakref
+from functools import lru_cache
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
 from string import ascii_lowercase, digits
 
-from sqlalchemy import select, text
+from sqlalchemy import TextualSelect, text
 from sqlalchemy.orm import Session
 
-from .models import Cart, CartState, Order
+from .models import CartState, UTCDateTime
 from .references import highlight_span, matching_key
 
 MIN_CONTAINS = 3
@@ -164,7 +169,7 @@ def one_edit_variants(key: str) -> set[str]:
     return variants
 
 
-# --- SQL: one statement per tier and source; conditions differ by database -----------------------
+# --- SQL: one statement for the stronger tiers; conditions differ by database --------------------
 
 REFERENCE_SELECT = 'SELECT r.order_id, r.cart_id, r.kind, r.value, r.active, r.key FROM "references" r'
 TERM_SELECT = "SELECT t.record_type, t.record_id, t.field, t.value, t.key FROM search_terms t"
@@ -178,23 +183,96 @@ def _in_list(dialect: str, column: str, parameter: str) -> str:
     return f"{column} = ANY(:{parameter})"
 
 
-def tier_sql(dialect: str, source: str, tier: Tier, parameters: dict) -> str:
-    """The SQL a tier runs over one source (references or search_terms); public for plan tests."""
+def tier_sql(dialect: str, source: str, tier: Tier, parameters: dict, limit: str = ":limit") -> str:
+    """The SQL a tier runs over one source (references or search_terms); public for plan tests.
+
+    `limit` is the SQL for the rows it may return: in a search, what the stronger reads left of the
+    candidate budget.
+    """
     alias, head = SOURCES[source]
     if tier in (Tier.EXACT, Tier.PREFIX):
-        return f"{head} WHERE {alias}.key >= :key AND {alias}.key < :upper ORDER BY {alias}.key LIMIT :limit"
+        return f"{head} WHERE {alias}.key >= :key AND {alias}.key < :upper ORDER BY {alias}.key LIMIT {limit}"
     if tier == Tier.SIMILAR:
-        return f"{head} WHERE {_in_list(dialect, alias + '.key', 'variants')} LIMIT :limit"
+        return f"{head} WHERE {_in_list(dialect, alias + '.key', 'variants')} LIMIT {limit}"
     if dialect == "sqlite":
         # FTS5 narrows to rows holding the key's most selective trigrams (selective_trigrams); instr()
         # confirms the substring. > 1 because prefix matches were found by the range scan.
         return (f"{head} JOIN {source}_fts f ON f.rowid = {alias}.id "
-                f"WHERE {source}_fts MATCH :trigrams AND instr({alias}.key, :key) > 1 LIMIT :limit")
+                f"WHERE {source}_fts MATCH :trigrams AND instr({alias}.key, :key) > 1 LIMIT {limit}")
     # The GIN index intersects the posting lists of the selective trigrams alone (one LIKE each; a
     # LIKE of the whole key would read every trigram's list). Keys hold only letters and digits, so
     # the patterns carry no wildcard of the user's.
     likes = " AND ".join(f"{alias}.key LIKE :{name}" for name in sorted(parameters) if name.startswith("gram"))
-    return f"{head} WHERE {likes} AND strpos({alias}.key, :key) > 1 LIMIT :limit"
+    return f"{head} WHERE {likes} AND strpos({alias}.key, :key) > 1 LIMIT {limit}"
+
+
+def _step_sql(dialect: str, source: str, tier: Tier, parameters: dict, step: int, limit: str) -> list[str]:
+    """CTEs naming one read's hits `step<N>`: tier, record type and id, field, value as entered,
+    active, key, and `pos`, the order found in. A record's own field leads to the record; a
+    customer's field (reference, e-mail) to the customer's orders and to their carts, each within
+    the same `limit` (as many as the budget had left when the read began)."""
+    name = f"step{step}"
+    read = tier_sql(dialect, source, tier, parameters, limit)
+    if source == "references":
+        return [f"{name} AS MATERIALIZED (SELECT {int(tier)} AS tier, "
+                "CASE WHEN r.order_id IS NULL THEN 'cart' ELSE 'order' END AS record_type, "
+                "coalesce(r.order_id, r.cart_id) AS record_id, r.kind AS field, r.value AS value, "
+                f"r.active AS active, r.key AS key, row_number() OVER () AS pos FROM ({read}) r)"]
+    customers = " UNION ALL ".join(
+        f"SELECT * FROM (SELECT '{record_type}' AS record_type, x.id AS record_id, t.field, t.value, t.key "
+        f"FROM {name}_terms t JOIN customers c ON c.id = t.record_id "
+        f"JOIN {table} x ON x.customer_reference = c.customer_reference "
+        f"WHERE t.record_type = 'customer' LIMIT {limit}) {record_type}s"
+        for table, record_type in (("orders", "order"), ("carts", "cart"))
+    )
+    return [
+        f"{name}_terms AS MATERIALIZED ({read})",
+        f"{name} AS MATERIALIZED (SELECT {int(tier)} AS tier, h.record_type, h.record_id, h.field, h.value, "
+        "TRUE AS active, h.key, row_number() OVER () AS pos FROM ("
+        f"SELECT t.record_type, t.record_id, t.field, t.value, t.key FROM {name}_terms t "
+        f"WHERE t.record_type <> 'customer' UNION ALL {customers}) h)",
+    ]
+
+
+def search_sql(dialect: str, tiers: Sequence[Tier], parameters: dict) -> str:
+    """ONE statement for the given tiers, best first, each hit with its order's or cart's summary.
+
+    Each tier reads references, then search terms. A read may return what the reads before it left
+    of the candidate budget (:limit), counted in the running totals `used<N>`: a weaker tier only
+    fills what the stronger ones left, and once the budget is spent the reads after it return
+    nothing without touching an index.
+    """
+    greatest = "max" if dialect == "sqlite" else "greatest"
+    ctes: list[str] = []
+    steps = [(tier, source) for tier in tiers for source in SOURCES]
+    for step, (tier, source) in enumerate(steps):
+        limit = ":limit" if step == 0 else f"(SELECT {greatest}(:limit - n, 0) FROM used{step - 1})"
+        ctes += _step_sql(dialect, source, tier, parameters, step, limit)
+        before = f"(SELECT n FROM used{step - 1}) + " if step else ""
+        ctes.append(f"used{step} AS MATERIALIZED (SELECT {before}(SELECT count(*) FROM step{step}) AS n)")
+    hits = " UNION ALL ".join(f"SELECT {step} AS step, * FROM step{step}" for step in range(len(steps)))
+    return (
+        f"WITH {', '.join(ctes)} "
+        "SELECT h.tier, h.record_type, h.record_id, h.field, h.value, h.active, h.key, "
+        "o.order_reference, o.status, o.email, o.placed_at, c.key AS cart_key, c.state, c.updated_at, "
+        "coalesce(o.name, c.name) AS name, coalesce(o.customer_reference, c.customer_reference) AS customer_reference, "
+        "coalesce(o.grand_total, c.grand_total) AS grand_total, coalesce(o.currency, c.currency) AS currency "
+        f"FROM ({hits}) h {_summary_join(dialect, 'orders', 'o', 'order')} {_summary_join(dialect, 'carts', 'c', 'cart')} "
+        "ORDER BY h.step, h.pos"
+    )
+
+
+def _summary_join(dialect: str, table: str, alias: str, record_type: str) -> str:
+    """The hit's record, looked up by primary key for each hit.
+
+    PostgreSQL cannot know how many hits there will be (the reads' limits are computed) and may guess
+    thousands, then prefer hashing the whole table; a LATERAL subquery that cannot be pulled up
+    (OFFSET 0) keeps it a primary-key look-up per hit. SQLite always looks up per row.
+    """
+    condition = f"h.record_type = '{record_type}' AND {alias}.id = h.record_id"
+    if dialect == "sqlite":
+        return f"LEFT JOIN {table} {alias} ON {condition}"
+    return f"LEFT JOIN LATERAL (SELECT * FROM {table} {alias} WHERE {condition} OFFSET 0) {alias} ON TRUE"
 
 
 def trigrams(key: str) -> list[str]:
@@ -204,6 +282,21 @@ def trigrams(key: str) -> list[str]:
 # Posting-list entries a contains-search may read (FTS5 and GIN read every list they are given whole).
 TRIGRAM_READ_BUDGET = 80_000
 MAX_TRIGRAMS = 4
+# The trigram counts (a few tens of thousands of rows, refreshed by `db analyze`) are kept in each
+# process for this long: they only rank trigrams, and reading them per search cost a round trip.
+TRIGRAM_COUNTS_TTL = 300.0
+_trigram_counts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def trigram_counts(session: Session) -> dict[str, int]:
+    """How many keys hold each trigram (trigram_stats), read at most every TRIGRAM_COUNTS_TTL seconds."""
+    engine = session.get_bind()
+    cached = _trigram_counts.get(engine)
+    now = time.monotonic()
+    if cached is None or now - cached[0] > TRIGRAM_COUNTS_TTL:
+        cached = (now, dict(session.execute(text("SELECT trigram, docs FROM trigram_stats")).all()))
+        _trigram_counts[engine] = cached
+    return cached[1]
 
 
 def selective_trigrams(session: Session, key: str) -> list[str]:
@@ -216,12 +309,7 @@ def selective_trigrams(session: Session, key: str) -> list[str]:
     """
     if len(key) <= 3:
         return [key]
-    dialect = session.get_bind().dialect.name
-    rows = session.execute(
-        text(f"SELECT trigram, docs FROM trigram_stats WHERE {_in_list(dialect, 'trigram', 'grams')}"),
-        {"grams": _ids_parameter(dialect, trigrams(key))},
-    ).all()
-    docs = dict(rows)
+    docs = trigram_counts(session)
     by_rarity = sorted((docs.get(key[start:start + 3], 0), start) for start in range(len(key) - 2))
     chosen: list[int] = []
     read = 0
@@ -256,56 +344,7 @@ def tier_parameters(dialect: str, tier: Tier, key: str, limit: int, session: Ses
     return parameters
 
 
-def _ids_parameter(dialect: str, ids: Sequence) -> object:
-    return json.dumps(list(ids)) if dialect == "sqlite" else list(ids)
-
-
 # --- collecting hits -----------------------------------------------------------------------------
-
-def _classify(tier: Tier, key: str, found_key: str) -> Tier:
-    if tier in (Tier.EXACT, Tier.PREFIX):
-        return Tier.EXACT if found_key == key else Tier.PREFIX
-    return tier
-
-
-def _source_hits(session: Session, source: str, tier: Tier, key: str, parameters: dict) -> list[Hit]:
-    dialect = session.get_bind().dialect.name
-    rows = session.execute(text(tier_sql(dialect, source, tier, parameters)), parameters).all()
-    limit = parameters["limit"]
-    hits: list[Hit] = []
-    customer_terms: list[tuple] = []
-    for row in rows:
-        if source == "references":
-            order_id, cart_id, kind, value, active, found_key = row
-            owner = ("order", order_id) if order_id is not None else ("cart", cart_id)
-            hits.append(Hit(*owner, _classify(tier, key, found_key), kind, value, bool(active), found_key))
-        elif row.record_type == "customer":
-            customer_terms.append(row)
-        else:
-            hits.append(Hit(row.record_type, row.record_id, _classify(tier, key, row.key), row.field,
-                            row.value, True, row.key))
-    return hits + _customer_hits(session, customer_terms, tier, key, limit)
-
-
-def _customer_hits(session: Session, terms: list, tier: Tier, key: str, limit: int) -> list[Hit]:
-    """A matching customer field (reference, e-mail) leads to that customer's orders and carts."""
-    if not terms:
-        return []
-    dialect = session.get_bind().dialect.name
-    by_customer = {term.record_id: term for term in terms}
-    hits = []
-    for table, record_type in (("orders", "order"), ("carts", "cart")):
-        rows = session.execute(
-            text(f"SELECT x.id, c.id FROM customers c JOIN {table} x ON x.customer_reference = c.customer_reference "
-                 f"WHERE {_in_list(dialect, 'c.id', 'ids')} LIMIT :limit"),
-            {"ids": _ids_parameter(dialect, by_customer), "limit": limit},
-        ).all()
-        for record_id, customer_id in rows:
-            term = by_customer[customer_id]
-            hits.append(Hit(record_type, record_id, _classify(tier, key, term.key), term.field, term.value,
-                            True, term.key))
-    return hits
-
 
 def _tier_plan(key: str) -> list[Tier]:
     """The queries to run, best first; EXACT stands for the one range scan that finds exact and prefix."""
@@ -317,75 +356,93 @@ def _tier_plan(key: str) -> list[Tier]:
     return plan
 
 
-def collect_hits(session: Session, key: str, candidates: int) -> tuple[list[Hit], bool]:
-    """Hits from every tier within the budget; True when the budget ran out (more may exist).
+# Summaries are typed so both databases give aware UTC datetimes (SQLite stores text).
+_SUMMARY_TYPES = {"placed_at": UTCDateTime(), "updated_at": UTCDateTime()}
 
-    The similar tier is a "did you mean": it runs only when no stronger tier found anything, so
-    typo look-alikes never crowd real matches.
-    """
+
+@lru_cache(maxsize=64)
+def _statement(dialect: str, tiers: tuple[Tier, ...], gram_names: tuple[str, ...]) -> TextualSelect:
+    """The search statement for these tiers and trigram parameters, parsed once: a handful of shapes
+    in all, and parsing the bind parameters out of the SQL text each time cost a fifth of a millisecond."""
+    return text(search_sql(dialect, tiers, dict.fromkeys(gram_names))).columns(**_SUMMARY_TYPES)
+
+
+def _run(session: Session, tiers: tuple[Tier, ...], key: str, candidates: int) -> list:
     dialect = session.get_bind().dialect.name
-    hits: list[Hit] = []
-    for tier in _tier_plan(key):
-        if tier == Tier.SIMILAR and hits:
-            break
-        parameters = tier_parameters(dialect, tier, key, candidates, session)
-        for source in SOURCES:
-            parameters["limit"] = candidates - len(hits)
-            if parameters["limit"] <= 0:
-                return hits, True
-            hits.extend(_source_hits(session, source, tier, key, parameters))
-    return hits, len(hits) >= candidates
+    parameters: dict = {}
+    for tier in tiers:
+        parameters.update(tier_parameters(dialect, tier, key, candidates, session))
+    grams = tuple(sorted(name for name in parameters if name.startswith("gram")))
+    return session.execute(_statement(dialect, tiers, grams), parameters).all()
 
 
-def _best_hits(hits: Iterable[Hit]) -> dict[tuple[str, int], Hit]:
-    best: dict[tuple[str, int], Hit] = {}
-    for hit in hits:
-        record = (hit.record_type, hit.record_id)
-        if record not in best or hit.rank() < best[record].rank():
-            best[record] = hit
-    return best
+def collect_rows(session: Session, key: str, candidates: int) -> tuple[list, bool]:
+    """Hit rows (with summaries) from every tier within the budget; True when the budget ran out.
+
+    One statement for exact, prefix and contains; the similar tier is a "did you mean": it runs,
+    as a second statement, only when no stronger tier found anything, so typo look-alikes never
+    crowd real matches.
+    """
+    plan = _tier_plan(key)
+    rows = _run(session, tuple(tier for tier in plan if tier != Tier.SIMILAR), key, candidates)
+    if not rows and Tier.SIMILAR in plan:
+        rows = _run(session, (Tier.SIMILAR,), key, candidates)
+    return rows, len(rows) >= candidates
 
 
 # --- records and ranking -------------------------------------------------------------------------
+# Rows are plain tuples in the column order of search_sql; only the rows shown become objects.
 
-def _summaries(session: Session, model, summary, ids: Sequence[int]) -> list:
-    if not ids:
-        return []
-    dialect = session.get_bind().dialect.name
-    table = model.__table__
-    columns = [table.c[name] for name in summary.__dataclass_fields__]
-    statement = select(*columns).where(text(_in_list(dialect, f"{table.name}.id", "ids")))
-    rows = session.execute(statement, {"ids": _ids_parameter(dialect, ids)}).all()
-    return [summary(*row) for row in rows]
-
-
-def _order_rank(row: ResultRow) -> tuple:
+def _order_rank(rank: tuple[int, int], row: tuple) -> tuple:
     """Within a tier: active references first, then the most recent orders."""
-    return (*row.hit.rank(), -row.record.placed_at.timestamp(), row.record.order_reference)
+    return (*rank, -row[10].timestamp(), row[7])
 
 
-def _cart_rank(row: ResultRow) -> tuple:
+def _cart_rank(rank: tuple[int, int], row: tuple) -> tuple:
     """Within a tier: active references first, then open carts, then the most recently changed."""
-    cart = row.record
-    return (*row.hit.rank(), cart.state != CartState.OPEN, -cart.updated_at.timestamp(), cart.key)
+    return (*rank, row[12] != CartState.OPEN, -row[13].timestamp(), row[11])
 
 
-def _group(session: Session, model, summary, hits: dict[int, Hit], rank, shown: int, more: bool) -> Group:
-    records = _summaries(session, model, summary, list(hits))
-    rows = sorted((ResultRow(record, hits[record.id]) for record in records), key=rank)
-    return Group(rows=rows[:shown], total=len(rows), more=more)
+def _best_rows(rows: Iterable[tuple], key: str) -> dict[tuple[str, int], tuple[tuple[int, int], tuple]]:
+    """Each record's best hit: the strongest tier, active before retired, the first found among equals."""
+    best: dict[tuple[str, int], tuple[tuple[int, int], tuple]] = {}
+    for row in rows:
+        tier, record_type, record_id, _field, _value, active, found_key = row[:7]
+        if tier == Tier.EXACT and found_key != key:
+            tier = Tier.PREFIX
+        rank = (tier, 0 if active else 1)
+        record = (record_type, record_id)
+        if record not in best or rank < best[record][0]:
+            best[record] = (rank, row)
+    return best
+
+
+def _result_row(rank: tuple[int, int], row: tuple) -> ResultRow:
+    (_tier, record_type, record_id, field_, value, active, key, order_reference, status, email, placed_at,
+     cart_key, state, updated_at, name, customer_reference, grand_total, currency) = row
+    hit = Hit(record_type, record_id, Tier(rank[0]), field_, value, bool(active), key)
+    if record_type == "order":
+        record: OrderSummary | CartSummary = OrderSummary(
+            record_id, order_reference, status, name, customer_reference, email, placed_at, grand_total, currency)
+    else:
+        record = CartSummary(record_id, cart_key, name, state, customer_reference, updated_at, grand_total, currency)
+    return ResultRow(record, hit)
+
+
+def _group(ranked: list[tuple[tuple, tuple[int, int], tuple]], shown: int, more: bool) -> Group:
+    ranked.sort(key=lambda item: item[0])
+    return Group(rows=[_result_row(rank, row) for _, rank, row in ranked[:shown]], total=len(ranked), more=more)
 
 
 def search(session: Session, query: str, *, shown: int = 20, candidates: int = 200) -> SearchResults:
     """All orders and carts matching `query`, best tier first, at most `shown` rows per group."""
     key = matching_key(query)
-    hits, more = collect_hits(session, key, candidates) if key else ([], False)
-    best = _best_hits(hits)
-    orders = {record_id: hit for (kind, record_id), hit in best.items() if kind == "order"}
-    carts = {record_id: hit for (kind, record_id), hit in best.items() if kind == "cart"}
-    return SearchResults(
-        query=query,
-        key=key,
-        orders=_group(session, Order, OrderSummary, orders, _order_rank, shown, more),
-        carts=_group(session, Cart, CartSummary, carts, _cart_rank, shown, more),
-    )
+    rows, more = collect_rows(session, key, candidates) if key else ([], False)
+    orders: list = []
+    carts: list = []
+    for (record_type, _id), (rank, row) in _best_rows(rows, key).items():
+        if record_type == "order":
+            orders.append((_order_rank(rank, row), rank, row))
+        else:
+            carts.append((_cart_rank(rank, row), rank, row))
+    return SearchResults(query=query, key=key, orders=_group(orders, shown, more), carts=_group(carts, shown, more))

@@ -1,0 +1,82 @@
+"""What one search request costs the database, on SQLite and PostgreSQL: a search is one
+statement (two when the "did you mean" tier runs) after the user look-up."""
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from sqlalchemy import event
+
+from dashboard.models import db
+
+from .conftest import login
+from .factories import make_cart, make_customer, make_order
+
+REGION = {"HX-Request": "true", "HX-Target": "results"}
+
+
+@pytest.fixture
+def searchable(both_app: Flask) -> Flask:
+    with both_app.app_context():
+        make_customer()
+        cart = make_cart("quote-900", custom="PO-2026-004711")
+        make_order("DE--1042", cart=cart, custom="PO-2026-004711", erp="SO-1000123")
+        make_order("DE--1043", custom="PO-2026-009999")
+        db.session.commit()
+    return both_app
+
+
+class Statements:
+    """The SQL statements an app's engine runs, and whether each ran outside a transaction."""
+
+    def __init__(self, app: Flask):
+        with app.app_context():
+            self.engine = db.engine
+        self.seen: list[tuple[str, bool]] = []
+
+    def _record(self, connection, _cursor, statement, *_args) -> None:
+        driver = connection.connection.driver_connection
+        autocommit = driver.isolation_level is None if self.engine.dialect.name == "sqlite" else driver.autocommit
+        self.seen.append((statement, autocommit))
+
+    def __enter__(self) -> Statements:
+        event.listen(self.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._record)
+
+    @property
+    def sql(self) -> list[str]:
+        return [statement for statement, _ in self.seen]
+
+
+def _search(client, query: str) -> str:
+    response = client.get("/search", query_string={"q": query}, headers=REGION)
+    assert response.status_code == 200, response.status_code
+    return response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("query", "statements"), [
+    ("PO-2026-004711", 2),  # exact, prefix and contains: the user, then one search statement
+    ("quote", 2),
+    ("po", 2),  # too short for contains: still one statement
+    ("PO-2026-00471X", 3),  # nothing stronger matched: the similar tier is a second statement
+    ("zzqqxxvv", 3),
+])
+def test_a_search_request_is_the_user_look_up_and_one_statement_per_pass(searchable, query, statements):
+    client = searchable.test_client()
+    login(client, "agent")
+    _search(client, "warm")  # the trigram counts are read once per process, then kept
+    with Statements(searchable) as seen:
+        _search(client, query)
+    assert len(seen.sql) == statements, "\n\n".join(seen.sql)
+    assert "users" in seen.sql[0]
+
+
+def test_the_search_statement_finds_both_groups(searchable):
+    client = searchable.test_client()
+    login(client, "agent")
+    body = _search(client, "PO 2026 004711")
+    assert "DE--1042" in body and "quote-900" in body and "DE--1043" not in body
+    body = _search(client, "PO-2026-004712")  # one typo away from one value
+    assert "DE--1042" in body and "DE--1043" not in body and "similar" in body

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,11 +22,12 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_login import LoginManager, current_user, login_required, login_user, logout_user
+from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
+from sqlalchemy import bindparam, select
 
 from . import audit
 from .forms import LoginForm
-from .models import Role, User, db
+from .models import ROLE_RANK, Role, User, db
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -33,9 +35,30 @@ login_manager.login_view = "auth.login"
 login_manager.session_protection = "strong"
 
 
+@dataclass(frozen=True)
+class SignedInUser(UserMixin):
+    """Who the session belongs to, as the database says on this request: every request reads the
+    user's row, so a changed role applies at once and a disabled or deleted user is logged out.
+
+    Three columns into a plain record: the ORM's User object costs several times more per request."""
+
+    id: int
+    username: str
+    role: str
+
+    def has_role(self, role: Role) -> bool:
+        return ROLE_RANK[Role(self.role)] >= ROLE_RANK[role]
+
+
+_ACTIVE_USER = select(User.id, User.username, User.role).where(User.id == bindparam("user_id"), User.active.is_(True))
+
+
 @login_manager.user_loader
-def _load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id))
+def _load_user(user_id: str) -> SignedInUser | None:
+    if not user_id.isdigit():  # not a session this app made
+        return None
+    row = db.session.execute(_ACTIVE_USER, {"user_id": int(user_id)}).first()
+    return SignedInUser(*row) if row else None
 
 
 @login_manager.unauthorized_handler

@@ -1,12 +1,16 @@
-"""What one search request costs the database, on SQLite and PostgreSQL: a search is one
-statement (two when the "did you mean" tier runs) after the user look-up."""
+"""What one search request costs the database, and that the cheaper user check stays safe.
+
+On SQLite and PostgreSQL: a search is one statement (two when the "did you mean" tier runs) after
+the user look-up; every request reads the user's row, so a disabled, deleted or demoted user loses
+access on the next request.
+"""
 from __future__ import annotations
 
 import pytest
 from flask import Flask
-from sqlalchemy import event
+from sqlalchemy import event, select, update
 
-from dashboard.models import db
+from dashboard.models import User, db
 
 from .conftest import login
 from .factories import make_cart, make_customer, make_order
@@ -80,3 +84,37 @@ def test_the_search_statement_finds_both_groups(searchable):
     assert "DE--1042" in body and "quote-900" in body and "DE--1043" not in body
     body = _search(client, "PO-2026-004712")  # one typo away from one value
     assert "DE--1042" in body and "DE--1043" not in body and "similar" in body
+
+
+def _set_user(app: Flask, username: str, **values) -> None:
+    with app.app_context():
+        db.session.execute(update(User).where(User.username == username).values(**values))
+        db.session.commit()
+
+
+def test_a_disabled_user_is_logged_out_on_the_next_request(both_app):
+    client = both_app.test_client()
+    login(client, "agent")
+    assert client.get("/search?q=x").status_code == 200
+    _set_user(both_app, "agent", active=False)
+    response = client.get("/search?q=x")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert client.get("/search?q=x", headers=REGION).status_code == 401
+
+
+def test_a_deleted_user_is_logged_out_on_the_next_request(both_app):
+    client = both_app.test_client()
+    login(client, "agent")
+    assert client.get("/search?q=x").status_code == 200
+    with both_app.app_context():
+        db.session.delete(db.session.scalar(select(User).where(User.username == "agent")))
+        db.session.commit()
+    assert client.get("/search?q=x").status_code == 302
+
+
+def test_a_changed_role_applies_on_the_next_request(both_app):
+    client = both_app.test_client()
+    login(client, "supervisor")
+    assert client.get("/audit").status_code == 200
+    _set_user(both_app, "supervisor", role="agent")
+    assert client.get("/audit").status_code == 403

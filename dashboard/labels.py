@@ -75,11 +75,19 @@ LABEL_TABLES = {
 }
 
 
+_TRANSLATED: dict[str, dict[str, dict[str, str]]] = {}
+
+
 def translated() -> dict[str, dict[str, str]]:
-    """Every label table in the request's language, translated once per request when first needed
-    (a results page looks labels up for every row; a static file never needs them)."""
+    """Every label table in the request's language, translated once per language and process when
+    first needed (a results page looks labels up for every row; a static file never needs them).
+    The catalogues do not change while the app runs."""
     if "labels" not in g:
-        g.labels = {name: {key: str(text) for key, text in table.items()} for name, table in LABEL_TABLES.items()}
+        locale = str(get_locale())
+        if locale not in _TRANSLATED:
+            _TRANSLATED[locale] = {name: {key: str(text) for key, text in table.items()}
+                                   for name, table in LABEL_TABLES.items()}
+        g.labels = _TRANSLATED[locale]
     return g.labels
 
 

@@ -56,15 +56,25 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
 def _init_database(app: Flask) -> None:
     uri: str = app.config["SQLALCHEMY_DATABASE_URI"]
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    options: dict[str, Any]
     if uri.startswith("sqlite"):
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         options = {"connect_args": {"timeout": 30}}
     else:
-        # No JIT: the search statement's row counts are unknown when it is planned (its reads'
-        # limits are computed), the guessed cost passed jit_above_cost, and compiling took 100 ms
-        # for a statement that runs in 1 ms. Nothing this app runs gains from JIT.
-        server_settings = ["-cjit=off"]
+        # Every connection:
+        # - jit=off: the search statement's row counts are unknown when it is planned (its reads'
+        #   limits are computed), the guessed cost passed jit_above_cost, and compiling took 100 ms
+        #   for a statement that runs in 1 ms. Nothing this app runs gains from JIT.
+        # - plan_cache_mode=force_generic_plan: psycopg prepares a statement the fifth time a
+        #   connection runs it; planning the search statement takes 1.5-2 ms, and PostgreSQL kept
+        #   planning it anew for each search. Every statement this app repeats is an index look-up
+        #   whose plan does not depend on the values (search_sql pins its joins to look-ups).
+        # No pool_pre_ping: it cost a round trip per request. A connection that died (a database
+        # restart) fails its first statement; the user look-up that starts every logged-in request
+        # then retries once on a new connection (auth._load_user), and pool_recycle retires
+        # connections before a server's or firewall's idle timeout can.
+        server_settings = ["-cjit=off", "-cplan_cache_mode=force_generic_plan"]
+        options = {"pool_recycle": 1800}
         if app.config.get("DATABASE_SCHEMA"):  # tests give each PostgreSQL test its own schema
             server_settings.append(f"-csearch_path={app.config['DATABASE_SCHEMA']},public")
             options["poolclass"] = NullPool

@@ -24,6 +24,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
 from sqlalchemy import bindparam, select
+from sqlalchemy.exc import DBAPIError
 
 from . import audit
 from .forms import LoginForm
@@ -57,7 +58,15 @@ _ACTIVE_USER = select(User.id, User.username, User.role).where(User.id == bindpa
 def _load_user(user_id: str) -> SignedInUser | None:
     if not user_id.isdigit():  # not a session this app made
         return None
-    row = db.session.execute(_ACTIVE_USER, {"user_id": int(user_id)}).first()
+    try:
+        row = db.session.execute(_ACTIVE_USER, {"user_id": int(user_id)}).first()
+    except DBAPIError as error:
+        # The first statement of a logged-in request: a pooled connection that died since (the
+        # database restarted) fails here, and the pool is invalidated. Once more on a new one.
+        if not error.connection_invalidated:
+            raise
+        db.session.rollback()
+        row = db.session.execute(_ACTIVE_USER, {"user_id": int(user_id)}).first()
     return SignedInUser(*row) if row else None
 
 

@@ -1,16 +1,19 @@
 """What one search request costs the database, and that the cheaper user check stays safe.
 
 On SQLite and PostgreSQL: a search is one statement (two when the "did you mean" tier runs) after
-the user look-up; every request reads the user's row, so a disabled, deleted or demoted user loses
-access on the next request.
+the user look-up, outside a transaction; every request reads the user's row, so a disabled,
+deleted or demoted user loses access on the next request.
 """
 from __future__ import annotations
 
 import pytest
 from flask import Flask
 from sqlalchemy import event, select, update
+from sqlalchemy.exc import OperationalError
 
-from dashboard.models import User, db
+from dashboard import audit
+from dashboard.auth import SignedInUser
+from dashboard.models import AuditEvent, User, db
 
 from .conftest import login
 from .factories import make_cart, make_customer, make_order
@@ -75,6 +78,8 @@ def test_a_search_request_is_the_user_look_up_and_one_statement_per_pass(searcha
         _search(client, query)
     assert len(seen.sql) == statements, "\n\n".join(seen.sql)
     assert "users" in seen.sql[0]
+    if searchable.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        assert all(autocommit for _, autocommit in seen.seen), "a search runs no transaction"
 
 
 def test_the_search_statement_finds_both_groups(searchable):
@@ -118,3 +123,49 @@ def test_a_changed_role_applies_on_the_next_request(both_app):
     assert client.get("/audit").status_code == 200
     _set_user(both_app, "supervisor", role="agent")
     assert client.get("/audit").status_code == 403
+
+
+def test_a_refusal_on_the_search_page_is_written_in_a_transaction_of_its_own(both_app, monkeypatch):
+    """The search request runs without a transaction; auth.denied must still chain correctly."""
+    client = both_app.test_client()
+    login(client, "agent")
+    monkeypatch.setattr(SignedInUser, "has_role", lambda self, role: False)
+    assert client.get("/search?q=x").status_code == 403
+    with both_app.app_context():
+        denied = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "auth.denied")).all()
+        assert [event.actor_name for event in denied] == ["agent"]
+        assert audit.verify_chain(db.session).ok
+
+
+def test_a_dead_pooled_connection_costs_the_user_look_up_one_retry(app, monkeypatch):
+    client = app.test_client()
+    login(client, "agent")
+    real_execute = db.session.execute
+    failures = []
+
+    def execute_once_dead(statement, *args, **kwargs):
+        if not failures and "users" in str(statement):
+            failures.append(statement)
+            raise OperationalError("SELECT users", {}, Exception("server closed the connection"),
+                                   connection_invalidated=True)
+        return real_execute(statement, *args, **kwargs)
+
+    monkeypatch.setattr(db.session, "execute", execute_once_dead)
+    assert client.get("/search?q=x").status_code == 200
+    assert len(failures) == 1
+
+
+def test_other_database_errors_in_the_user_look_up_are_not_retried(app, monkeypatch):
+    from dashboard.auth import _load_user
+
+    calls = []
+
+    def broken(statement, *args, **kwargs):
+        calls.append(statement)
+        raise OperationalError("SELECT users", {}, Exception("no such column"), connection_invalidated=False)
+
+    with app.test_request_context():
+        monkeypatch.setattr(db.session, "execute", broken)
+        with pytest.raises(OperationalError):
+            _load_user("1")
+    assert len(calls) == 1

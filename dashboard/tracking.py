@@ -286,6 +286,7 @@ CHECKSUMS: dict[str, Callable[[str, str, Mapping[str, Any]], bool]] = {
 # --------------------------------------------------------------------------- matching
 
 
+@lru_cache(maxsize=64)  # identify() normalises the same value once per service
 def _normalise(value: str) -> str:
     return _WHITESPACE.sub("", value).upper()
 
@@ -399,11 +400,17 @@ def identify(value: str) -> list[TrackingMatch]:
     if not value or not value.strip() or len(_normalise(value)) > MAX_LENGTH:
         return []
     matches = []
-    for definition in sorted(load_definitions(), key=_rank):
+    for definition in _ranked_definitions(str(_default_folder())):
         match = match_service(definition, value)
         if match is not None and match.valid:
             matches.append(match)
     return matches
+
+
+@lru_cache(maxsize=8)
+def _ranked_definitions(folder: str) -> tuple[ServiceDefinition, ...]:
+    """The services in `folder`, best first: sorted once, not on every search (each search asks)."""
+    return tuple(sorted(load_definitions(Path(folder)), key=_rank))
 
 
 def identify_one(value: str) -> TrackingMatch | None:

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from operator import itemgetter
 
 from sqlalchemy import Connection, Dialect, select, update
 from sqlalchemy.orm import Session
@@ -79,14 +78,33 @@ def _format_time(moment: datetime) -> str:
 
 
 def canonical_text(row: dict) -> str:
-    values = [
-        _format_time(row[name]) if name == "occurred_at" else row[name] for name in HASHED_FIELDS
-    ]
-    return _CANONICAL_JSON.encode(values)
+    return _canonical_text([row[name] for name in HASHED_FIELDS])
 
 
 def event_hash(row: dict) -> str:
-    return hashlib.sha256(canonical_text(row).encode("ascii")).hexdigest()
+    return _hash([row[name] for name in HASHED_FIELDS])
+
+
+def _canonical_text(values: list) -> str:
+    """`values` in HASHED_FIELDS order, occurred_at as an aware datetime."""
+    text_values = list(values)
+    text_values[_TIME_AT] = _format_time(values[_TIME_AT])
+    return _CANONICAL_JSON.encode(text_values)
+
+
+def _hash(values: list) -> str:
+    return hashlib.sha256(_canonical_text(values).encode("ascii")).hexdigest()
+
+
+_TIME_AT = HASHED_FIELDS.index("occurred_at")
+
+
+def _event_values(event: EventData, seq: int, prev_hash: str) -> list:
+    """The event's fields in HASHED_FIELDS order."""
+    actor = event.actor
+    return [seq, event.occurred_at.astimezone(timezone.utc), actor.type, actor.name, actor.role, event.action,
+            event.record_type, event.record_key, event.kind, event.old_value, event.new_value, event.reason,
+            event.detail, event.request_id, event.client_address, prev_hash]
 
 
 def _claim_sequence(session: Session, count: int) -> tuple[int, str]:
@@ -105,37 +123,24 @@ def _claim_sequence(session: Session, count: int) -> tuple[int, str]:
     return head.seq - count, head.hash
 
 
-def append_events(session: Session, events: Iterable[EventData]) -> list[dict]:
-    """Chain and insert events in the caller's transaction; the caller commits once, with the change."""
+def append_events(session: Session, events: Iterable[EventData]) -> list[list]:
+    """Chain and insert events in the caller's transaction; the caller commits once, with the change.
+
+    Returns each event's stored values in STORED_FIELDS order.
+    """
     pending = list(events)
     if not pending:
         return []
+    if any(event.occurred_at.tzinfo is None for event in pending):
+        # astimezone() would silently read a naive time as the server's local time.
+        raise ValueError("naive datetimes are not stored; use utcnow()")
     last_seq, prev_hash = _claim_sequence(session, len(pending))
     rows = []
-    for offset, event in enumerate(pending, start=1):
-        if event.occurred_at.tzinfo is None:
-            # astimezone() would silently read a naive time as the server's local time.
-            raise ValueError("naive datetimes are not stored; use utcnow()")
-        row = {
-            "seq": last_seq + offset,
-            "occurred_at": event.occurred_at.astimezone(timezone.utc),
-            "actor_type": event.actor.type,
-            "actor_name": event.actor.name,
-            "actor_role": event.actor.role,
-            "action": event.action,
-            "record_type": event.record_type,
-            "record_key": event.record_key,
-            "kind": event.kind,
-            "old_value": event.old_value,
-            "new_value": event.new_value,
-            "reason": event.reason,
-            "detail": event.detail,
-            "request_id": event.request_id,
-            "client_address": event.client_address,
-            "prev_hash": prev_hash,
-        }
-        row["hash"] = prev_hash = event_hash(row)
-        rows.append(row)
+    for seq, event in enumerate(pending, start=last_seq + 1):
+        values = _event_values(event, seq, prev_hash)
+        prev_hash = _hash(values)
+        values.append(prev_hash)
+        rows.append(values)
     _insert_rows(session, rows)
     session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=prev_hash))
     return rows
@@ -144,7 +149,7 @@ def append_events(session: Session, events: Iterable[EventData]) -> list[dict]:
 STORED_FIELDS = (*HASHED_FIELDS, "hash")
 
 
-def _insert_rows(session: Session, rows: list[dict]) -> None:
+def _insert_rows(session: Session, rows: list[list]) -> None:
     """One executemany through the driver, values bound as the column types bind them.
 
     Imports chain a million events; SQLAlchemy's per-row parameter processing cost several
@@ -154,16 +159,12 @@ def _insert_rows(session: Session, rows: list[dict]) -> None:
     dialect = connection.dialect
     bind_time = _time_binder(dialect)
     times: dict[datetime, object] = {}  # the events of one append mostly share their time
-    values_of = itemgetter(*STORED_FIELDS)
-    time_at = STORED_FIELDS.index("occurred_at")
     tuples = []
-    for row in rows:
-        values = list(values_of(row))
-        moment = values[time_at]
+    for values in rows:
+        moment = values[_TIME_AT]
         if moment not in times:
             times[moment] = bind_time(moment)
-        values[time_at] = times[moment]
-        tuples.append(tuple(values))
+        tuples.append((*values[:_TIME_AT], times[moment], *values[_TIME_AT + 1:]))
     if dialect.name == "postgresql" and len(tuples) >= COPY_FROM_ROWS:
         _copy_rows(connection, tuples)
     else:
@@ -196,7 +197,7 @@ def _insert_sql(dialect: Dialect) -> str:
 
 
 def append_event(session: Session, event: EventData) -> dict:
-    return append_events(session, [event])[0]
+    return dict(zip(STORED_FIELDS, append_events(session, [event])[0], strict=True))
 
 
 def ensure_head(session: Session) -> None:

@@ -6,6 +6,7 @@ by dropping its triggers, on PostgreSQL with `session_replication_role = replica
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -102,6 +103,17 @@ def test_appended_events_form_one_intact_chain(both_app: Flask):
         assert events[0].prev_hash == audit.GENESIS_HASH
         for before, after in zip(events, events[1:]):
             assert after.prev_hash == before.hash
+
+
+@pytest.mark.parametrize("value", [None, "", "plain", "quote\" back\\slash", "tab\t nl\n cr\r \x00 \x1f \x7f",
+                                   "Grüße ÄR-12 ＰＯ１ 😀 \u2028 \ud800", 0, 2**63, -5, True, 1.5])
+def test_canonical_text_is_the_json_array_of_the_fields(value):
+    # The hash covers json.dumps(fields, ensure_ascii=True, separators=(",", ":")); audit.py writes it out faster.
+    row = {name: value for name in audit.HASHED_FIELDS}
+    row["occurred_at"] = KNOWN_MOMENT
+    fields = [value] * len(audit.HASHED_FIELDS)
+    fields[audit.HASHED_FIELDS.index("occurred_at")] = "2026-03-29T01:30:15.123456Z"
+    assert audit.canonical_text(row) == json.dumps(fields, ensure_ascii=True, separators=(",", ":"))
 
 
 def test_a_bulk_append_stores_every_value_as_given(both_app: Flask):

@@ -22,11 +22,11 @@ from __future__ import annotations
 import json
 import time
 import weakref
-from functools import lru_cache
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
+from functools import lru_cache
 from string import ascii_lowercase, digits
 
 from sqlalchemy import TextualSelect, text

@@ -29,6 +29,11 @@
     return false;
   }
 
+  function answers(row, box) {
+    var results = row.closest("[data-for]");
+    return results !== null && results.dataset.for === box.value;
+  }
+
   function typing(target) {
     return target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
   }
@@ -46,8 +51,10 @@
       move(event.key === "ArrowDown" ? 1 : -1);
     } else if (event.key === "Enter" && (event.target === box || !typing(event.target))) {
       // Enter opens the selected row, or the single exact match; otherwise the form submits.
+      // Only results for what the box holds now: typed or pasted faster than the search answers,
+      // the rows on screen belong to the previous query, and the form asks for the new one.
       var row = selected() || document.querySelector("#results .best-match");
-      if (row && open(row)) { event.preventDefault(); }
+      if (row && answers(row, box) && open(row)) { event.preventDefault(); }
     } else if (event.key === "Escape" && event.target === box) {
       event.preventDefault();
       box.value = "";

@@ -229,6 +229,26 @@ def test_add_change_and_retire_other_kinds(records):
     assert actions == ["reference.added", "reference.changed", "reference.retired"]
 
 
+def test_the_same_reference_written_another_way_is_refused_on_the_same_record(records):
+    client = records.test_client()
+    login(client, "agent")
+    token = _page(client, "/carts/quote-open")
+    add = lambda value: client.post("/carts/quote-open/references", headers=HTMX, data={  # noqa: E731
+        "csrf_token": token, "kind": "tracking", "value": value, "version": str(_version(records, Cart, "quote-open"))})
+    assert add("1Z5R89390357567127").status_code == 200
+    response = add("1z5r 8939 0357 5671 27")
+    assert response.status_code == 422
+    assert "already has “1Z5R89390357567127”" in response.get_data(as_text=True)
+    assert 'value="1z5r 8939 0357 5671 27"' in response.get_data(as_text=True)  # the typing is kept
+    assert _refs(records, "quote-open", "tracking") == [("1Z5R89390357567127", True)]
+    with records.app_context():
+        erp_id = db.session.scalar(select(Reference.id).where(Reference.value == "SO-1"))
+    response = client.post(f"/carts/quote-open/references/{erp_id}", headers=HTMX, data={
+        "csrf_token": token, "value": "so 1", "version": str(_version(records, Cart, "quote-open"))})
+    assert response.status_code == 200  # a reference may be re-spelled itself
+    assert _refs(records, "quote-open", "erp") == [("SO-1", False), ("so 1", True)]
+
+
 def test_duplicate_value_saves_with_a_warning_naming_the_other_record(records):
     client = records.test_client()
     login(client, "agent")

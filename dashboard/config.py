@@ -55,7 +55,12 @@ def load_config(instance_path: Path, overrides: dict[str, Any] | None = None) ->
     return config
 
 
-WHOLE_NUMBERS = ("PERMANENT_SESSION_LIFETIME", "SEARCH_GROUP_LIMIT", "TRUSTED_PROXIES")
+# Whole-number settings: (lowest, highest, what the number counts).
+WHOLE_NUMBERS = {
+    "PERMANENT_SESSION_LIFETIME": (60, 30 * 86400, "seconds"),
+    "SEARCH_GROUP_LIMIT": (1, 200, "rows per group; a search ranks 200 candidates"),
+    "TRUSTED_PROXIES": (0, 10, "reverse proxies"),
+}
 SWITCHES = ("SESSION_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY")
 
 
@@ -64,9 +69,13 @@ class ConfigurationError(ValueError):
 
 
 def _check_types(config: dict[str, Any]) -> None:
-    for name in WHOLE_NUMBERS:
-        if not isinstance(config[name], int) or isinstance(config[name], bool) or config[name] < 0:
-            raise ConfigurationError(f"{ENV_PREFIX}{name} must be a whole number (seconds or a count), got {config[name]!r}")
+    for name, (lowest, highest, unit) in WHOLE_NUMBERS.items():
+        value = config[name]
+        if not isinstance(value, int) or isinstance(value, bool) or not lowest <= value <= highest:
+            raise ConfigurationError(
+                f"{ENV_PREFIX}{name} must be a whole number from {lowest} to {highest} ({unit}), got {value!r}")
+    if config.get("SECRET_KEY") == "":
+        raise ConfigurationError(f"{ENV_PREFIX}SECRET_KEY is set but empty: set a secret, or unset it for development")
     for name in SWITCHES:
         if not isinstance(config[name], bool):
             raise ConfigurationError(f"{ENV_PREFIX}{name} must be true or false, got {config[name]!r}")

@@ -14,6 +14,10 @@ def test_settings_come_from_dashboard_environment_variables(monkeypatch, tmp_pat
 
 @pytest.mark.parametrize("name,value", [("DASHBOARD_PERMANENT_SESSION_LIFETIME", "1h"),
                                         ("DASHBOARD_SEARCH_GROUP_LIMIT", "abc"),
+                                        ("DASHBOARD_SEARCH_GROUP_LIMIT", "0"),
+                                        ("DASHBOARD_SEARCH_GROUP_LIMIT", "1000000"),
+                                        ("DASHBOARD_TRUSTED_PROXIES", "-1"),
+                                        ("DASHBOARD_SECRET_KEY", ""),
                                         ("DASHBOARD_SESSION_COOKIE_SECURE", "yes")])
 def test_a_bad_setting_stops_the_start_with_its_name(monkeypatch, tmp_path, name, value):
     monkeypatch.setenv("DASHBOARD_DATABASE_URL", f"sqlite:///{tmp_path / 'x.sqlite3'}")

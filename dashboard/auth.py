@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import wraps
+from functools import lru_cache, wraps
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +26,7 @@ from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DBAPIError
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import audit
 from .forms import LoginForm
@@ -181,6 +183,9 @@ def login():
     if form.validate_on_submit():
         username = (form.username.data or "").strip()  # as `users create` stores it
         user = db.session.scalar(db.select(User).where(User.username == username))
+        if user is None:
+            # The same scrypt work as a real user's check: a quick "no" would tell which names exist.
+            check_password_hash(_unknown_user_hash(), form.password.data or "")
         if user is not None and user.active and user.check_password(form.password.data):
             session.clear()
             login_user(user)
@@ -201,6 +206,11 @@ def login():
     elif request.method == "POST":
         status = 422
     return render_template("pages/login.html", form=form, next_path=next_path), status
+
+
+@lru_cache(maxsize=1)
+def _unknown_user_hash() -> str:
+    return generate_password_hash(secrets.token_urlsafe(24))
 
 
 @bp.route("/logout", methods=["POST"])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -9,11 +10,13 @@ from pathlib import Path
 import click
 from flask import Flask
 from flask.cli import AppGroup
+from sqlalchemy import func
 
 from . import PROJECT_ROOT, audit
 from .models import Role, User, db
 from .schema import create_schema, refresh_statistics
 
+USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,100}")
 DEFAULT_CARTS_FILE = PROJECT_ROOT.parent / "shared" / "data" / "spryker" / "multi_cart.csv"
 
 db_cli = AppGroup("db", help="Database schema.")
@@ -59,10 +62,13 @@ def demo_load(orders: int, carts_file: Path | None, seed: int) -> None:
 def users_create(username: str, role: str) -> None:
     """Create a user; the password is read from standard input (so scripts can pipe it)."""
     username = username.strip()
-    if not username or len(username) > 100:
-        raise click.ClickException("The user name must be 1 to 100 characters.")
-    if db.session.scalar(db.select(User).where(User.username == username)):
-        raise click.ClickException(f"A user named {username!r} already exists.")
+    if not USERNAME.fullmatch(username):
+        raise click.ClickException(
+            "The user name must be 1 to 100 letters, digits, dots, dashes, underscores or @.")
+    # "bob" and "Bob" would be two accounts an auditor reads as one person.
+    existing = db.session.scalar(db.select(User.username).where(func.lower(User.username) == username.lower()))
+    if existing:
+        raise click.ClickException(f"A user named {existing!r} already exists.")
     if sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:

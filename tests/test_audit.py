@@ -19,7 +19,7 @@ from sqlalchemy import Connection, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from dashboard import audit
+from dashboard import audit, auth
 from dashboard.audit import Actor, EventData, verify_chain
 from dashboard.models import AuditEvent, db
 from dashboard.schema import SQLITE_AUDIT_GUARD
@@ -416,6 +416,18 @@ def test_a_failed_login_is_an_event_without_the_password(both_app: Flask, userna
         stored = [getattr(event, name) for name in audit.HASHED_FIELDS if name != "occurred_at"]
         assert not any("not the password" in str(value) for value in stored)
         assert not any(PASSWORD in str(value) for value in stored)
+
+
+@pytest.mark.parametrize("username", ["agent", "nobody"])
+def test_a_failed_login_costs_one_password_check_whether_or_not_the_user_exists(
+        app: Flask, username: str, monkeypatch: pytest.MonkeyPatch):
+    # The same scrypt work either way: a quick answer for unknown names would tell which names exist.
+    checks = []
+    real_check = auth.check_password_hash
+    monkeypatch.setattr(auth, "check_password_hash", lambda *args: checks.append(args) or real_check(*args))
+    monkeypatch.setattr("dashboard.models.check_password_hash", auth.check_password_hash)
+    assert login(app.test_client(), username, "not the password").status_code == 401
+    assert len(checks) == 1
 
 
 def test_a_denied_request_is_an_event(both_app: Flask):

@@ -1,8 +1,9 @@
 import json
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
-from dashboard.models import AuditEvent, User, db
+from dashboard.models import AuditEvent, Role, User, db
 
 
 def test_users_create_reads_password_from_stdin(app):
@@ -21,6 +22,15 @@ def test_users_create_refuses_unknown_role_and_existing_name(app):
     assert result.exit_code != 0 and "wizard" in result.output
     result = runner.invoke(args=["users", "create", "agent", "--role", "agent"], input="s3cret-password\n")
     assert result.exit_code != 0 and "already exists" in result.output
+
+
+@pytest.mark.parametrize("name", ["AGENT", "Agent", " eve<script> ", "two words", ""])
+def test_users_create_refuses_another_case_of_a_name_and_odd_characters(app, name):
+    result = app.test_cli_runner().invoke(args=["users", "create", name, "--role", "agent"], input="s3cret-password\n")
+    assert result.exit_code != 0
+    assert "already exists" in result.output or "letters, digits" in result.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(User)) == len(Role)  # conftest's users only
 
 
 def test_users_create_refuses_a_short_password(app):

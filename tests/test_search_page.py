@@ -99,3 +99,17 @@ def test_show_all_of_one_group(page_app):
     assert body.count("data-result") == 20 and "Show all orders" in body
     body = client.get("/search?q=PO-BULK&group=orders", headers=REGION).get_data(as_text=True)
     assert body.count("data-result") == 30
+    assert 'data-testid="capped"' not in body  # all of them are shown
+
+
+def test_show_all_says_when_it_stops_short(page_app, monkeypatch):
+    monkeypatch.setattr("dashboard.views.search.GROUP_ALL_LIMIT", 25)
+    with page_app.app_context():
+        for number in range(30):
+            make_order(f"DE--9{number:03d}", custom=f"PO-BULK-{number:03d}")
+        db.session.commit()
+    client = page_app.test_client()
+    login(client, "agent")
+    body = client.get("/search?q=PO-BULK&group=orders", headers=REGION).get_data(as_text=True)
+    assert body.count("data-result") == 25
+    assert "Showing the first 25; more match." in body

@@ -110,3 +110,18 @@ def test_typing_in_other_forms_survives_a_save(app, new_page):
     page.locator("#references").get_by_role("button", name="Save").first.click()
     expect(page.locator("#references").get_by_role("cell", name="PO-B")).to_be_visible()
     expect(page.get_by_label("New reference value")).to_have_value("INV-STILL-TYPING")
+
+
+def test_an_agent_retires_a_reference_in_place(app, new_page):
+    with app.app_context():
+        make_customer()
+        make_cart("quote-778", name="Desks", erp="SO-778")
+        db.session.commit()
+
+    page = new_page()
+    log_in(page, "agent", path="/carts/quote-778")
+    row = page.locator("#references tr", has_text="SO-778")
+    row.get_by_role("button", name="Retire").click()
+    expect(page.locator("#references").get_by_role("status")).to_be_visible()
+    expect(page.locator("#references tr", has_text="SO-778")).to_contain_text("retired")
+    screenshot(page, "reference-retired")

@@ -5,7 +5,7 @@ from sqlalchemy import event
 from dashboard.models import db
 
 from .conftest import login
-from .factories import make_cart, make_customer, make_order
+from .factories import add_reference, make_cart, make_customer, make_order
 
 REGION = {"HX-Request": "true", "HX-Target": "results"}
 
@@ -113,3 +113,16 @@ def test_show_all_says_when_it_stops_short(page_app, monkeypatch):
     body = client.get("/search?q=PO-BULK&group=orders", headers=REGION).get_data(as_text=True)
     assert body.count("data-result") == 25
     assert "Showing the first 25; more match." in body
+
+
+def test_an_exact_match_on_a_retired_reference_says_so(page_app):
+    with page_app.app_context():
+        make_customer()
+        order = make_order("DE--1077")
+        add_reference(order, "erp", "SO-OLD-77", active=False)
+        db.session.commit()
+    client = page_app.test_client()
+    login(client, "agent")
+    body = client.get("/search?q=so-old-77", headers=REGION).get_data(as_text=True)
+    best_match = body[body.index('class="best-match"'):body.index("</section>", body.index('class="best-match"'))]
+    assert "DE--1077" in best_match and "retired" in best_match

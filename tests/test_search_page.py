@@ -117,7 +117,6 @@ def test_show_all_says_when_it_stops_short(page_app, monkeypatch):
 
 def test_an_exact_match_on_a_retired_reference_says_so(page_app):
     with page_app.app_context():
-        make_customer()
         order = make_order("DE--1077")
         add_reference(order, "erp", "SO-OLD-77", active=False)
         db.session.commit()

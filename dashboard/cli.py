@@ -10,10 +10,10 @@ from pathlib import Path
 import click
 from flask import Flask
 from flask.cli import AppGroup
-from sqlalchemy import func
+from sqlalchemy import func, inspect
 
 from . import PROJECT_ROOT, audit
-from .models import Role, User, db
+from .models import AuditEvent, Role, User, db
 from .schema import create_schema, refresh_statistics
 
 USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,100}")
@@ -89,6 +89,8 @@ def users_create(username: str, role: str) -> None:
 @audit_cli.command("verify")
 def audit_verify() -> None:
     """Check the hash chain; exit 1 naming the first broken event."""
+    if not inspect(db.engine).has_table(AuditEvent.__tablename__):
+        raise click.ClickException("This database has no audit log: run `flask --app wsgi db init` first.")
     result = audit.verify_chain(db.session)
     if result.ok:
         click.echo(f"audit log intact: {result.checked} events, last hash {result.last_hash}")

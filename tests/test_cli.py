@@ -3,6 +3,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
+from dashboard import create_app
 from dashboard.models import AuditEvent, Role, User, db
 
 
@@ -45,3 +46,10 @@ def test_references_identify_prints_one_json_line_per_value(app):
     assert len(lines) == 2
     assert lines[0]["courier_code"] == "ups" and lines[0]["valid"] is True and lines[0]["tracking_url"]
     assert lines[1]["key"] == "po12345" and lines[1]["tracking"] is False
+
+
+def test_audit_verify_on_a_database_without_tables_says_what_to_do(tmp_path):
+    bare = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'bare.sqlite3'}", "SECRET_KEY": "x"})
+    result = bare.test_cli_runner().invoke(args=["audit", "verify"])
+    assert result.exit_code != 0
+    assert "no audit log" in result.output and "db init" in result.output

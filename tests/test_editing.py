@@ -98,6 +98,9 @@ def test_agent_is_refused_on_carts_that_are_not_open(records, key):
     denied = _events(records, "auth.denied")
     assert denied and denied[-1][1] == key and denied[-1][5] == "agent"
     assert not any(e[0].startswith("reference.") and e[4] == "HACKED" for e in _events(records))
+    page = client.get(f"/carts/{key}").get_data(as_text=True)
+    timeline = page[page.index('id="timeline"'):]
+    assert "Refused: " in timeline and "Reason: " not in timeline  # a refusal is not a justification
 
 
 def test_ordered_cart_answer_links_to_its_order(records):

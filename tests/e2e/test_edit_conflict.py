@@ -51,7 +51,7 @@ def test_the_change_list_follows_an_in_place_edit(app, new_page):
     log_in(page, "agent", path="/carts/quote-778")
     page.get_by_label("Custom order reference", exact=True).fill("PO-B")
     page.locator("#references").get_by_role("button", name="Save").first.click()
-    expect(page.locator("#timeline")).to_contain_text("reference.changed")
+    expect(page.locator("#timeline")).to_contain_text("Reference changed")
     expect(page.locator("#timeline ins").first).to_have_text("PO-B")
 
 

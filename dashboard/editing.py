@@ -152,6 +152,15 @@ def _not_owned_by(owner: Owner):
     return or_(column.is_(None), column != owner.id)
 
 
+def same_reference_on_record(owner: Owner, kind: str, value: str, target: Reference | None = None) -> Reference | None:
+    """The active reference of this kind that `value` spells another way ("1z5r 8939..." for
+    "1Z5R8939..."), `target` aside: one reference is one row, since search cannot tell two apart."""
+    key = matching_key(value)
+    return next((ref for ref in owner.references
+                 if ref.active and ref.kind == kind and ref.key == key and ref.value != value and ref is not target),
+                None)
+
+
 def duplicates_elsewhere(session: Session, owner: Owner, value: str) -> list[tuple[str, str]]:
     """Other records holding the same key actively: a warning, never a refusal."""
     key = matching_key(value)

@@ -16,7 +16,7 @@ from .. import auth, editing
 from ..forms import ReferenceEditForm
 from ..htmx import wants_fragment
 from ..models import Cart, Order, Reference, Role, db
-from ..references import InvalidValue, Kind, Source, check_text, clean_value, matching_key
+from ..references import InvalidValue, Kind, Source, check_text, clean_value
 from ..tracking import identify_one
 from .records import EDITABLE_KINDS, load_owner, page_template, record_page_context
 
@@ -184,20 +184,15 @@ def plan_add(owner: Order | Cart, form: ReferenceEditForm) -> PlannedChange:
     if kind not in EDITABLE_KINDS:
         raise InvalidValue(_("Choose the kind of reference."))
     value = clean_value(form.value.data)
-    already_done = _active_same(owner, kind, value)
-    if not already_done:
-        _refuse_another_spelling(owner, kind, value, None)
-    return PlannedChange(kind, value, None, already_done=already_done)
+    _refuse_another_spelling(owner, kind, value, None)
+    return PlannedChange(kind, value, None, already_done=_active_same(owner, kind, value))
 
 
 def _refuse_another_spelling(owner: Order | Cart, kind: str, value: str, target: Reference | None) -> None:
-    """One reference, one row: the same number spelled another way ("1Z5R 8939..." for "1z5r8939...")
-    is already on this record, and search could not tell the two apart."""
-    key = matching_key(value)
-    for ref in owner.references:
-        if ref.active and ref.kind == kind and ref.key == key and ref is not target:
-            raise InvalidValue(_("This record already has “%(value)s”, the same reference written another way.",
-                                 value=ref.value))
+    existing = editing.same_reference_on_record(owner, kind, value, target)
+    if existing is not None:
+        raise InvalidValue(_("This record already has “%(value)s”, the same reference written another way.",
+                             value=existing.value))
 
 
 def _replacement(owner: Order | Cart, target: Reference) -> Reference | None:
@@ -211,8 +206,7 @@ def plan_change(reference_id: int):
         target = _owned_reference(owner, reference_id)
         value = clean_value(form.value.data)
         if target.active:
-            if target.value != value:
-                _refuse_another_spelling(owner, target.kind, value, target)
+            _refuse_another_spelling(owner, target.kind, value, target)
             return PlannedChange(target.kind, value, target, already_done=target.value == value,
                                  current_value=target.value)
         replacement = _replacement(owner, target)

@@ -273,14 +273,20 @@ def test_post_without_csrf_token_is_refused(records):
     assert _refs(records, "quote-open") == [("PO-1", True)]
 
 
-def test_expired_session_sends_htmx_to_login_and_back(records):
-    client = records.test_client()
+def _save_after_the_session_expired(app, headers):
+    """An agent's save on quote-open, sent after the session ended with the page still open."""
+    client = app.test_client()
     login(client, "agent")
     token = _page(client, "/carts/quote-open")
     with client.session_transaction() as session:
         session.clear()
-    response = client.post("/carts/quote-open/custom-reference", data={"csrf_token": token, "value": "X", "version": "1"},
-                           headers={**HTMX, "HX-Current-URL": "http://localhost/carts/quote-open"})
+    return client.post("/carts/quote-open/custom-reference", data={"csrf_token": token, "value": "X", "version": "1"},
+                       headers=headers)
+
+
+def test_expired_session_sends_htmx_to_login_and_back(records):
+    response = _save_after_the_session_expired(
+        records, {**HTMX, "HX-Current-URL": "http://localhost/carts/quote-open"})
     assert response.status_code == 401
     assert response.headers["HX-Redirect"] == "/login?next=/carts/quote-open"
     assert _refs(records, "quote-open") == [("PO-1", True)]
@@ -396,12 +402,7 @@ def test_an_absurd_version_number_is_a_conflict_not_a_crash(records):
 
 
 def test_without_javascript_an_expired_session_returns_to_the_record_page(records):
-    client = records.test_client()
-    login(client, "agent")
-    token = _page(client, "/carts/quote-open")
-    with client.session_transaction() as session:
-        session.clear()
-    response = client.post("/carts/quote-open/custom-reference", data={"csrf_token": token, "value": "X", "version": "1"},
-                           headers={"Referer": "http://localhost/carts/quote-open/custom-reference"})
+    response = _save_after_the_session_expired(
+        records, {"Referer": "http://localhost/carts/quote-open/custom-reference"})
     assert response.status_code == 302
     assert response.headers["Location"] == "/login?next=/carts/quote-open"

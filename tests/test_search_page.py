@@ -88,13 +88,19 @@ def test_tracking_like_value_without_match_names_the_carrier(page_app):
     assert "Nothing matches" in body and "UPS" in body and "ups.com" in body
 
 
-def test_show_all_of_one_group(page_app):
-    with page_app.app_context():
+def _thirty_bulk_orders_and_an_agent(app):
+    """30 orders whose custom references start with PO-BULK, and a client logged in as an agent."""
+    with app.app_context():
         for number in range(30):
             make_order(f"DE--9{number:03d}", custom=f"PO-BULK-{number:03d}")
         db.session.commit()
-    client = page_app.test_client()
+    client = app.test_client()
     login(client, "agent")
+    return client
+
+
+def test_show_all_of_one_group(page_app):
+    client = _thirty_bulk_orders_and_an_agent(page_app)
     body = client.get("/search?q=PO-BULK", headers=REGION).get_data(as_text=True)
     assert body.count("data-result") == 20 and "Show all orders" in body
     body = client.get("/search?q=PO-BULK&group=orders", headers=REGION).get_data(as_text=True)
@@ -104,12 +110,7 @@ def test_show_all_of_one_group(page_app):
 
 def test_show_all_says_when_it_stops_short(page_app, monkeypatch):
     monkeypatch.setattr("dashboard.views.search.GROUP_ALL_LIMIT", 25)
-    with page_app.app_context():
-        for number in range(30):
-            make_order(f"DE--9{number:03d}", custom=f"PO-BULK-{number:03d}")
-        db.session.commit()
-    client = page_app.test_client()
-    login(client, "agent")
+    client = _thirty_bulk_orders_and_an_agent(page_app)
     body = client.get("/search?q=PO-BULK&group=orders", headers=REGION).get_data(as_text=True)
     assert body.count("data-result") == 25
     assert "Showing the first 25; more match." in body

@@ -1,9 +1,20 @@
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from dashboard.models import db
 
 from ..factories import make_cart, make_customer
 from .conftest import log_in, screenshot
+
+
+def open_cart_as_agent(app, new_page, key: str, **cart) -> Page:
+    """A cart with Jana Keller as its customer, open in a new browser as the agent."""
+    with app.app_context():
+        make_customer()
+        make_cart(key, **cart)
+        db.session.commit()
+    page = new_page()
+    log_in(page, "agent", path=f"/carts/{key}")
+    return page
 
 
 def test_two_agents_edit_one_cart_the_second_sees_the_conflict(app, new_page):
@@ -43,12 +54,7 @@ def test_two_agents_edit_one_cart_the_second_sees_the_conflict(app, new_page):
 
 
 def test_the_change_list_follows_an_in_place_edit(app, new_page):
-    with app.app_context():
-        make_customer()
-        make_cart("quote-778", name="Desks", custom="PO-A")
-        db.session.commit()
-    page = new_page()
-    log_in(page, "agent", path="/carts/quote-778")
+    page = open_cart_as_agent(app, new_page, "quote-778", name="Desks", custom="PO-A")
     page.get_by_label("Custom order reference", exact=True).fill("PO-B")
     page.locator("#references").get_by_role("button", name="Save").first.click()
     expect(page.locator("#timeline")).to_contain_text("Reference changed")
@@ -60,12 +66,7 @@ def test_a_cart_locked_while_the_page_was_open_answers_in_place(app, new_page):
 
     from dashboard.models import Cart, CartState
 
-    with app.app_context():
-        make_customer()
-        make_cart("quote-779", name="Lamps", custom="PO-A")
-        db.session.commit()
-    page = new_page()
-    log_in(page, "agent", path="/carts/quote-779")
+    page = open_cart_as_agent(app, new_page, "quote-779", name="Lamps", custom="PO-A")
     with app.app_context():  # the buyer sends the cart for approval meanwhile
         db.session.execute(update(Cart).where(Cart.key == "quote-779").values(state=CartState.LOCKED))
         db.session.commit()
@@ -75,12 +76,7 @@ def test_a_cart_locked_while_the_page_was_open_answers_in_place(app, new_page):
 
 
 def test_typing_survives_an_expired_session(app, new_page):
-    with app.app_context():
-        make_customer()
-        make_cart("quote-780", name="Shelves", custom="PO-A")
-        db.session.commit()
-    page = new_page()
-    log_in(page, "agent", path="/carts/quote-780")
+    page = open_cart_as_agent(app, new_page, "quote-780", name="Shelves", custom="PO-A")
     page.get_by_label("Custom order reference", exact=True).fill("PO-TYPED-BEFORE-EXPIRY")
     page.context.clear_cookies()  # the session ends while the page stays open
     page.locator("#references").get_by_role("button", name="Save").first.click()
@@ -99,12 +95,7 @@ def test_typing_survives_an_expired_session(app, new_page):
 
 
 def test_typing_in_other_forms_survives_a_save(app, new_page):
-    with app.app_context():
-        make_customer()
-        make_cart("quote-781", name="Chairs", custom="PO-A")
-        db.session.commit()
-    page = new_page()
-    log_in(page, "agent", path="/carts/quote-781")
+    page = open_cart_as_agent(app, new_page, "quote-781", name="Chairs", custom="PO-A")
     page.get_by_label("New reference value").fill("INV-STILL-TYPING")
     page.get_by_label("Custom order reference", exact=True).fill("PO-B")
     page.locator("#references").get_by_role("button", name="Save").first.click()
@@ -113,13 +104,7 @@ def test_typing_in_other_forms_survives_a_save(app, new_page):
 
 
 def test_an_agent_retires_a_reference_in_place(app, new_page):
-    with app.app_context():
-        make_customer()
-        make_cart("quote-778", name="Desks", erp="SO-778")
-        db.session.commit()
-
-    page = new_page()
-    log_in(page, "agent", path="/carts/quote-778")
+    page = open_cart_as_agent(app, new_page, "quote-778", name="Desks", erp="SO-778")
     row = page.locator("#references tr", has_text="SO-778")
     row.get_by_role("button", name="Retire").click()
     expect(page.locator("#references").get_by_role("status")).to_be_visible()

@@ -406,3 +406,12 @@ def test_without_javascript_an_expired_session_returns_to_the_record_page(record
         records, {"Referer": "http://localhost/carts/quote-open/custom-reference"})
     assert response.status_code == 302
     assert response.headers["Location"] == "/login?next=/carts/quote-open"
+
+
+@pytest.mark.parametrize("path", ["/carts/%00x", "/orders/DE--%00", "/carts/no-such-cart"])
+def test_a_record_url_that_names_nothing_is_a_404_page(records, path):
+    client = records.test_client()
+    login(client, "agent")
+    response = client.get(path)
+    assert response.status_code == 404
+    assert "No " in response.get_data(as_text=True)

@@ -38,7 +38,8 @@ def load_owner(collection: str, record_key: str) -> Order | Cart:
     """The order or cart a URL names, or a 404 that says which one was not found."""
     model = COLLECTIONS[collection]
     column = Order.order_reference if model is Order else Cart.key
-    owner = db.session.scalar(select(model).where(column == record_key))
+    # No key holds a NUL, and PostgreSQL refuses one in a parameter: a typed or pasted URL gets the 404.
+    owner = None if "\x00" in record_key else db.session.scalar(select(model).where(column == record_key))
     if owner is None:
         message = _("No order %(key)s.", key=record_key) if model is Order else _("No cart %(key)s.", key=record_key)
         abort(404, description=message)

@@ -9,11 +9,11 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from markupsafe import Markup
 
 from ..auth import require_role
+from ..formatting import highlighted, money, state_badge, when
 from ..htmx import wants_fragment
+from ..labels import translated
 from ..models import Role, db
 from ..references import MAX_VALUE_LENGTH
-from ..labels import translated
-from ..formatting import highlighted, money, state_badge, when
 from ..search import ResultRow, SearchResults
 from ..search import search as run_search
 from ..tracking import identify_one

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
+from typing import NamedTuple
 
 from sqlalchemy import Connection, Dialect, select, update
 from sqlalchemy.orm import Session
@@ -70,6 +71,7 @@ class EventData:
 
 
 _CANONICAL_JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))  # json.dumps builds one per call
+_JSON_STRING = json.encoder.encode_basestring_ascii  # what that encoder writes for a str
 
 
 @lru_cache(maxsize=64)  # bulk appends share one time
@@ -77,34 +79,65 @@ def _format_time(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+class PreparedEvent(NamedTuple):
+    """An event's fields between seq and prev_hash (HASHED_FIELDS order, occurred_at in UTC) and
+    their canonical JSON: all that appending needs besides the event's place in the chain.
+
+    The canonical text is `[seq,<middle>,"prev_hash"]`, so the JSON of the fields that do not depend
+    on the chain can be made ahead, even in another process: a bulk import prepares its events
+    while the batch before is written (demo load).
+    """
+
+    values: tuple
+    middle: str
+
+
+def prepare(event: EventData) -> PreparedEvent:
+    """The one place an event's fields are put in hash order."""
+    if event.occurred_at.tzinfo is None:
+        # astimezone() would silently read a naive time as the server's local time.
+        raise ValueError("naive datetimes are not stored; use utcnow()")
+    actor = event.actor
+    values = (event.occurred_at.astimezone(timezone.utc), actor.type, actor.name, actor.role, event.action,
+              event.record_type, event.record_key, event.kind, event.old_value, event.new_value, event.reason,
+              event.detail, event.request_id, event.client_address)
+    return PreparedEvent(values, _middle(values))
+
+
+def _middle(values: Sequence) -> str:
+    """The canonical JSON of the fields between seq and prev_hash (occurred_at first), without the brackets."""
+    text_values = list(values)
+    text_values[0] = _format_time(values[0])
+    return _CANONICAL_JSON.encode(text_values)[1:-1]
+
+
+def _chained_text(seq: int, middle: str, prev_hash: str) -> str:
+    """The JSON array of all HASHED_FIELDS."""
+    return f"[{_json_value(seq)},{middle},{_json_value(prev_hash)}]"
+
+
+def _json_value(value: object) -> str:
+    """What the encoder writes for `value`; ints and strs (a real seq and hash) without its slow path."""
+    if type(value) is int:
+        return int.__repr__(value)
+    if type(value) is str:
+        return _JSON_STRING(value)
+    return _CANONICAL_JSON.encode(value)
+
+
+def _chained_hash(seq: int, middle: str, prev_hash: str) -> str:
+    return hashlib.sha256(_chained_text(seq, middle, prev_hash).encode("ascii")).hexdigest()
+
+
 def canonical_text(row: dict) -> str:
-    return _canonical_text([row[name] for name in HASHED_FIELDS])
+    return _chained_text(row["seq"], _middle([row[name] for name in HASHED_FIELDS[1:-1]]), row["prev_hash"])
 
 
 def event_hash(row: dict) -> str:
-    return _hash([row[name] for name in HASHED_FIELDS])
-
-
-def _canonical_text(values: list) -> str:
-    """`values` in HASHED_FIELDS order, occurred_at as an aware datetime."""
-    text_values = list(values)
-    text_values[_TIME_AT] = _format_time(values[_TIME_AT])
-    return _CANONICAL_JSON.encode(text_values)
-
-
-def _hash(values: list) -> str:
-    return hashlib.sha256(_canonical_text(values).encode("ascii")).hexdigest()
+    return hashlib.sha256(canonical_text(row).encode("ascii")).hexdigest()
 
 
 _TIME_AT = HASHED_FIELDS.index("occurred_at")
-
-
-def _event_values(event: EventData, seq: int, prev_hash: str) -> list:
-    """The event's fields in HASHED_FIELDS order."""
-    actor = event.actor
-    return [seq, event.occurred_at.astimezone(timezone.utc), actor.type, actor.name, actor.role, event.action,
-            event.record_type, event.record_key, event.kind, event.old_value, event.new_value, event.reason,
-            event.detail, event.request_id, event.client_address, prev_hash]
 
 
 def _claim_sequence(session: Session, count: int) -> tuple[int, str]:
@@ -123,24 +156,20 @@ def _claim_sequence(session: Session, count: int) -> tuple[int, str]:
     return head.seq - count, head.hash
 
 
-def append_events(session: Session, events: Iterable[EventData]) -> list[list]:
+def append_events(session: Session, events: Iterable[EventData | PreparedEvent]) -> list[list]:
     """Chain and insert events in the caller's transaction; the caller commits once, with the change.
 
     Returns each event's stored values in STORED_FIELDS order.
     """
-    pending = list(events)
+    pending = [event if isinstance(event, PreparedEvent) else prepare(event) for event in events]
     if not pending:
         return []
-    if any(event.occurred_at.tzinfo is None for event in pending):
-        # astimezone() would silently read a naive time as the server's local time.
-        raise ValueError("naive datetimes are not stored; use utcnow()")
     last_seq, prev_hash = _claim_sequence(session, len(pending))
     rows = []
-    for seq, event in enumerate(pending, start=last_seq + 1):
-        values = _event_values(event, seq, prev_hash)
-        prev_hash = _hash(values)
-        values.append(prev_hash)
-        rows.append(values)
+    for seq, (values, middle) in enumerate(pending, start=last_seq + 1):
+        this_hash = _chained_hash(seq, middle, prev_hash)
+        rows.append([seq, *values, prev_hash, this_hash])
+        prev_hash = this_hash
     _insert_rows(session, rows)
     session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=prev_hash))
     return rows

@@ -241,6 +241,18 @@ def test_the_generator_process_gives_the_same_history(fresh_app, monkeypatch: py
     monkeypatch.setattr(demo, "WORKER_MIN_ORDERS", 0)
     _load(spawned)
     assert _references(inline) == _references(spawned)
+    # The events crossed the process boundary too: the same records, details and a chain that holds.
+    assert _imported_events(inline) == _imported_events(spawned)
+    for app in (inline, spawned):
+        with app.app_context():
+            assert audit.verify_chain(db.session).ok
+
+
+def _imported_events(app: Flask) -> list[tuple]:
+    with app.app_context():
+        return db.session.execute(
+            select(AuditEvent.actor_name, AuditEvent.record_type, AuditEvent.record_key, AuditEvent.detail)
+            .where(AuditEvent.action == demo.IMPORTED_ACTION).order_by(AuditEvent.seq)).all()
 
 
 def test_rows_move_to_free_ids_when_another_writer_took_them(app: Flask, instance: Path) -> None:
@@ -251,7 +263,7 @@ def test_rows_move_to_free_ids_when_another_writer_took_them(app: Flask, instanc
         spec = demo.GenerationSpec(seed=42, anchor=demo.default_anchor(NOW), start=0, end=ORDERS, dialect="sqlite",
                                    spryker_customers=(), next_ids={table: 1 for table in demo.TABLES})
         for batch in demo.generate_batches(spec):
-            writer.write(batch, demo._events(batch))
+            writer.write(batch, batch.events)
             session.commit()
         writer.finish()
         for order in session.scalars(select(Order).where(Order.cart_id.is_not(None))):
@@ -336,3 +348,12 @@ def test_a_big_postgres_load_puts_back_what_it_dropped(postgres_app: Flask, tmp_
         db.session.commit()
     _load(postgres_app)
     assert (_postgres_keys_and_indexes(postgres_app), _index_names(postgres_app)) == expected
+
+
+def test_a_failing_generator_process_stops_the_load_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(demo, "WORKER_MIN_ORDERS", 0)
+    spec = demo.GenerationSpec(seed=42, anchor=demo.default_anchor(NOW), start=0, end=3 * demo.BLOCK,
+                               dialect="sqlite", spryker_customers=(), next_ids={})  # no ids: a KeyError there
+    with pytest.raises(RuntimeError, match=r"the demo generator process failed:(.|\n)*KeyError"):
+        with demo.batch_stream(spec) as batches:
+            list(batches)

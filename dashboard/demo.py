@@ -6,10 +6,11 @@ systems use. The history is cut into blocks of BLOCK orders; each block is a pur
 (seed, anchor, block number), so a run can stop anywhere and a later run with the same seed, or a
 larger --orders, continues exactly where the data ends.
 
-Speed: a million orders mean ~8 million rows. Rows are built as plain tuples with precomputed ids
-(in a second process for big loads) and written per batch in one transaction each, with the batch's
-`record.imported` audit events, through the driver's bulk paths: executemany on SQLite with the
-FTS5 triggers swapped for one set-based insert per batch, COPY on PostgreSQL.
+Speed: a million orders mean ~8 million rows. Rows are built as plain tuples with precomputed ids,
+and the batch's `record.imported` audit events with their JSON (audit.PreparedEvent), in a second
+process for big loads; the writer chains the events' hashes and writes each batch in one
+transaction through the driver's bulk paths: executemany on SQLite with the FTS5 triggers swapped
+for one set-based insert per batch, COPY on PostgreSQL.
 """
 from __future__ import annotations
 

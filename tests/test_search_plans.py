@@ -1,4 +1,4 @@
-"""The search tiers read indexes, on both databases: checked on the plans of the SQL search runs."""
+"""Reads use indexes, on both databases: checked on the plans of the SQL they run."""
 import pytest
 
 from dashboard.models import db
@@ -46,3 +46,17 @@ def test_similar_looks_up_the_variants_in_a_key_index(both_app, source):
     with both_app.app_context():
         plan = _plan(source, Tier.SIMILAR)
         assert f"ix_{source}_key" in plan and f"SCAN {source[0]}\n" not in plan + "\n" and "Seq Scan" not in plan, plan
+
+
+@pytest.mark.parametrize(("table", "index"), [("references", "ix_references_cart_id"), ("orders", "ix_orders_cart_id")])
+def test_a_carts_rows_are_found_through_the_partial_cart_index(both_app, table, index):
+    # The index holds only rows with a cart (models.only_where_set); `cart_id = x` must still use it.
+    with both_app.app_context():
+        connection = db.session.connection()
+        sql = f'SELECT * FROM "{table}" WHERE cart_id = :cart_id'
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            plan = str(connection.execute(db.text("EXPLAIN " + sql), {"cart_id": 7}).all())
+        else:
+            plan = str(connection.execute(db.text("EXPLAIN QUERY PLAN " + sql), {"cart_id": 7}).all())
+        assert index in plan, plan

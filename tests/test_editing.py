@@ -415,3 +415,47 @@ def test_a_record_url_that_names_nothing_is_a_404_page(records, path):
     response = client.get(path)
     assert response.status_code == 404
     assert "No " in response.get_data(as_text=True)
+
+
+def _add(client, app, token, kind, value):
+    response = client.post("/carts/quote-open/references", headers=HTMX, data={
+        "csrf_token": token, "kind": kind, "value": value, "version": str(_version(app, Cart, "quote-open"))})
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def test_another_reference_of_the_same_kind_is_not_taken_for_a_replacement(records):
+    # Two invoices on one cart; the first is retired by someone else. Saving the first again is a
+    # conflict with nothing in its place, not with the second invoice's value.
+    first, second = records.test_client(), records.test_client()
+    login(first, "agent")
+    login(second, "agent")
+    token_first, token_second = _page(first, "/carts/quote-open"), _page(second, "/carts/quote-open")
+    _add(first, records, token_first, "invoice", "INV-AAA-1")
+    _add(first, records, token_first, "invoice", "INV-BBB-2")
+    stale_version, aaa = str(_version(records, Cart, "quote-open")), _erp_id(records, "INV-AAA-1")
+    assert first.post(f"/carts/quote-open/references/{aaa}/retire", headers=HTMX,
+                      data={"csrf_token": token_first, "version": stale_version}).status_code == 200
+    response = second.post(f"/carts/quote-open/references/{aaa}", headers=HTMX,
+                           data={"csrf_token": token_second, "value": "INV-AAA-9", "version": stale_version})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 409 and 'data-testid="conflict-current">(none)<' in page, page
+    assert "INV-BBB-2" not in page.split('data-testid="conflict-current">')[1].split("<")[0]
+    # Retiring it again is what already happened: said so, not reported as someone else's change.
+    response = second.post(f"/carts/quote-open/references/{aaa}/retire", headers=HTMX,
+                           data={"csrf_token": token_second, "version": stale_version})
+    assert response.status_code == 200 and "Already saved" in response.get_data(as_text=True)
+    assert _refs(records, "quote-open", "invoice") == [("INV-AAA-1", False), ("INV-BBB-2", True)]
+
+
+def test_a_chain_of_changes_shows_the_latest_value_as_current(records):
+    client = records.test_client()
+    login(client, "agent")
+    token, erp_id = _page(client, "/carts/quote-open"), _erp_id(records, "SO-1")
+    stale = str(_version(records, Cart, "quote-open"))
+    client.post(f"/carts/quote-open/references/{erp_id}", headers=HTMX,
+                data={"csrf_token": token, "value": "SO-2", "version": stale})
+    client.post(f"/carts/quote-open/references/{_erp_id(records, 'SO-2')}", headers=HTMX,
+                data={"csrf_token": token, "value": "SO-3", "version": str(_version(records, Cart, "quote-open"))})
+    response = client.post(f"/carts/quote-open/references/{erp_id}", headers=HTMX,
+                           data={"csrf_token": token, "value": "SO-MINE", "version": stale})
+    assert response.status_code == 409 and 'data-testid="conflict-current">SO-3<' in response.get_data(as_text=True)

@@ -196,9 +196,19 @@ def _refuse_another_spelling(owner: Order | Cart, kind: str, value: str, target:
 
 
 def _replacement(owner: Order | Cart, target: Reference) -> Reference | None:
-    """The active reference of the same kind that took a retired one's place, if any."""
-    active = [ref for ref in owner.references if ref.active and ref.kind == target.kind and ref.id > target.id]
-    return active[-1] if active else None
+    """The active reference that took a retired one's place through changes, if any.
+
+    A change retires the old row and adds the new one at the same moment by the same actor
+    (editing.apply_change); another active reference of the same kind is not a replacement.
+    """
+    current = target
+    while not current.active:
+        current = next((ref for ref in owner.references
+                        if ref.kind == current.kind and ref.id > current.id
+                        and ref.created_at == current.retired_at and ref.created_by == current.retired_by), None)
+        if current is None:
+            return None
+    return current
 
 
 def plan_change(reference_id: int):

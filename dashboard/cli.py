@@ -54,6 +54,8 @@ def demo_load(orders: int, carts_file: Path | None, seed: int) -> None:
     refresh_statistics(db.engine)
     for line in report.lines():
         click.echo(line)
+    if report.interrupted:
+        raise click.exceptions.Exit(130)  # what a shell reports for Ctrl-C
 
 
 @users_cli.command("create")

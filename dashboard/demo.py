@@ -23,6 +23,9 @@ import multiprocessing
 import os
 import random
 import secrets
+import signal
+import sys
+import threading
 import time
 import traceback
 import uuid
@@ -719,9 +722,34 @@ def rare_collections() -> Iterator[Callable[[], None]]:
             gc.enable()
 
 
+@contextmanager
+def interrupt_deferred() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C during a load ends it between two batches, not inside a statement: an interrupted
+    statement leaves SQLite's connection, and its write lock, held by the traceback, so the indexes
+    a big load dropped could not be rebuilt. Yields `interrupted()`; a second Ctrl-C acts at once.
+    Only the main thread receives signals; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    received: list[int] = []
+
+    def defer(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        signal.signal(signal.SIGINT, previous)
+        print("Stopping after this batch (Ctrl-C again to stop at once)...", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, defer)
+    try:
+        yield lambda: bool(received)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _generate_into(spec: GenerationSpec, connection: Any) -> None:
     """Runs in the generator process. A send blocks until the parent has read the previous batch,
-    so the generator runs at most one batch ahead and memory stays flat."""
+    so the generator runs at most one batch ahead and memory stays flat. Ctrl-C reaches it too (one
+    process group); the writer decides when to stop and ends this process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         with rare_collections() as batch_done:
             for batch in generate_batches(spec):
@@ -1142,6 +1170,7 @@ class DemoReport:
     users: list[DemoUser] = field(default_factory=list)
     users_file: Path | None = None
     notes: list[str] = field(default_factory=list)
+    interrupted: bool = False  # stopped by Ctrl-C between two batches
 
     @property
     def orders_per_second(self) -> float:
@@ -1161,9 +1190,12 @@ class DemoReport:
                 f"{self.orders_after:,} in all; {added['customers']:,} customers, {added['carts']:,} carts, "
                 f"{added['references']:,} references, {added['search_terms']:,} search terms, "
                 f"{self.events:,} audit events in {self.seconds:.1f} s ({self.orders_per_second:,.0f} orders/s)")
-        elif not self.notes:
+        elif not self.notes and not self.interrupted:
             lines.append(f"Demo history (seed {self.seed}): {self.orders_after:,} orders present "
                          f"(asked for {self.orders_requested:,}); nothing to add")
+        if self.interrupted:
+            lines.append(f"Stopped by Ctrl-C at {self.orders_after:,} of {self.orders_requested:,} orders, "
+                         "indexes rebuilt; run the same command again to continue.")
         lines += self._user_lines()
         return lines
 
@@ -1244,8 +1276,11 @@ def _generate(session: Session, report: DemoReport, spryker_customers: tuple[str
                               dialect=writer.dialect, spryker_customers=spryker_customers,
                               next_ids=writer.next_ids(session.connection()))
         session.commit()  # next_ids opened a transaction; each batch runs in its own
-        with batch_stream(spec) as batches, rare_collections() as batch_done:
+        with batch_stream(spec) as batches, rare_collections() as batch_done, interrupt_deferred() as interrupted:
             for batch in batches:
+                if interrupted():
+                    report.interrupted = True
+                    break
                 events: list[audit.EventData | audit.PreparedEvent] = list(batch.events)
                 if run_event is not None:  # recorded with the first batch, so it exists whenever its orders do
                     events.insert(0, run_event)

@@ -1,8 +1,12 @@
 """The demo generator: deterministic, resumable, true to Spryker's rules, audited and indexed."""
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import json
+import os
+import signal
 import stat
 from collections import Counter
 from datetime import datetime, timezone
@@ -357,3 +361,32 @@ def test_a_failing_generator_process_stops_the_load_and_says_why(monkeypatch: py
     with pytest.raises(RuntimeError, match=r"the demo generator process failed:(.|\n)*KeyError"):
         with demo.batch_stream(spec) as batches:
             list(batches)
+
+
+def test_ctrl_c_is_taken_between_batches_and_restores_the_handler() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    with demo.interrupt_deferred() as interrupted:
+        assert not interrupted()
+        os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt here without the deferral
+        assert interrupted()
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_an_interrupted_load_stops_between_batches_and_the_next_run_completes_it(
+        app: Flask, instance: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wanted = demo.BLOCK + 500  # two batches: the first is one block
+    checks, armed = itertools.count(), True
+
+    @contextlib.contextmanager
+    def ctrl_c_during_the_first_batch():
+        yield lambda: armed and next(checks) >= 1
+
+    monkeypatch.setattr(demo, "interrupt_deferred", ctrl_c_during_the_first_batch)
+    first = _load(app, orders=wanted)
+    assert first.interrupted and "Stopped by Ctrl-C at 1,000 of 1,500" in "\n".join(first.lines())
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Order)) == demo.BLOCK == first.orders_after
+        assert audit.verify_chain(db.session).ok
+    armed = False
+    second = _load(app, orders=wanted)
+    assert not second.interrupted and second.orders_after == wanted

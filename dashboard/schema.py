@@ -111,6 +111,11 @@ def create_schema(engine: Engine) -> None:
             connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     db.metadata.create_all(engine)
     with engine.begin() as connection:
+        # create_all makes the indexes of the tables it creates; these are for tables that exist
+        # but lost one (a bulk load that was killed while they were dropped).
+        for table in db.metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(connection, checkfirst=True)
         for statement in _statements(engine.dialect.name):
             connection.exec_driver_sql(statement)
     with Session(engine) as session:

@@ -53,3 +53,14 @@ def test_audit_verify_on_a_database_without_tables_says_what_to_do(tmp_path):
     result = bare.test_cli_runner().invoke(args=["audit", "verify"])
     assert result.exit_code != 0
     assert "no audit log" in result.output and "db init" in result.output
+
+
+def test_db_init_puts_back_an_index_a_killed_bulk_load_left_dropped(both_app):
+    with both_app.app_context():
+        db.session.execute(db.text("DROP INDEX ix_references_key"))
+        db.session.commit()
+        assert "ix_references_key" not in {index["name"] for index in db.inspect(db.engine).get_indexes("references")}
+        result = both_app.test_cli_runner().invoke(args=["db", "init"])
+        assert result.exit_code == 0, result.output
+        db.session.remove()
+        assert "ix_references_key" in {index["name"] for index in db.inspect(db.engine).get_indexes("references")}

@@ -1132,18 +1132,25 @@ def ensure_demo_users(session: Session) -> list[DemoUser]:
     return users
 
 
-def write_users_file(path: Path, users: list[DemoUser]) -> None:
-    """Add the new users' passwords to the file (mode 0600), keeping the lines of earlier ones."""
+def write_users_file(path: Path, users: list[DemoUser], database: str) -> None:
+    """Add the new users' passwords to the file (mode 0600), keeping the lines of earlier ones.
+
+    One instance folder may serve several databases (SQLite for a demo, PostgreSQL for a trial):
+    each line names its database, and only that database's lines for the same users are replaced.
+    """
     created = {user.username: user for user in users if user.password}
     if not created:
         return
     kept = []
     if path.exists():
-        kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-                if line and not line.startswith("#") and line.split("\t")[0] not in created]
+        for line in path.read_text(encoding="utf-8").splitlines():
+            fields = line.split("\t")
+            line_database = fields[3] if len(fields) > 3 else ""
+            if line and not line.startswith("#") and not (fields[0] in created and line_database in ("", database)):
+                kept.append(line)
     lines = ["# Reference Desk demo users, created by `flask --app wsgi demo load`. Keep this file private.",
-             "# username\trole\tpassword", *kept,
-             *(f"{user.username}\t{user.role}\t{user.password}" for user in created.values())]
+             "# username\trole\tpassword\tdatabase", *kept,
+             *(f"{user.username}\t{user.role}\t{user.password}\t{database}" for user in created.values())]
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -1228,7 +1235,8 @@ def load_demo(session: Session, *, orders: int, seed: int, carts_file: Path, now
     _name_spryker_customers(session, spryker_customers)
     report.users = ensure_demo_users(session)
     report.users_file = Path(current_app.instance_path) / USERS_FILE_NAME
-    write_users_file(report.users_file, report.users)  # before the commit: a password is never lost
+    write_users_file(report.users_file, report.users,  # before the commit: a password is never lost
+                     session.get_bind().url.render_as_string(hide_password=True))
     session.commit()
     _generate(session, report, spryker_customers, now)
     return report

@@ -226,15 +226,17 @@ def test_demo_users_are_created_once(app: Flask, instance: Path) -> None:
     users_file = instance / "demo-users.txt"
     assert stat.S_IMODE(users_file.stat().st_mode) == 0o600
     lines = [line.split("\t") for line in users_file.read_text().splitlines() if not line.startswith("#")]
-    assert {(name, role) for name, role, _ in lines} == {
-        ("demo-agent", "agent"), ("demo-supervisor", "supervisor"), ("demo-admin", "admin")}
     with app.app_context():
-        for name, _, password in lines:
+        database = db.engine.url.render_as_string(hide_password=True)
+    assert {(name, role, where) for name, role, _, where in lines} == {
+        ("demo-agent", "agent", database), ("demo-supervisor", "supervisor", database), ("demo-admin", "admin", database)}
+    with app.app_context():
+        for name, _, password, _ in lines:
             assert db.session.scalar(select(User).where(User.username == name)).check_password(password)
             assert any(password in line for line in first.lines())
     second = _load(app)
     text = "\n".join(second.lines())
-    assert all(password not in text for _, _, password in lines)
+    assert all(password not in text for _, _, password, _ in lines)
     assert "Demo users exist" in text and str(users_file) in text
     assert users_file.read_text().count("demo-agent") == 1
 
@@ -390,3 +392,19 @@ def test_an_interrupted_load_stops_between_batches_and_the_next_run_completes_it
     armed = False
     second = _load(app, orders=wanted)
     assert not second.interrupted and second.orders_after == wanted
+
+
+def test_loading_another_database_keeps_the_first_ones_demo_passwords(fresh_app, tmp_path: Path) -> None:
+    first, other = fresh_app("first"), fresh_app("other")
+    for app in (first, other):
+        app.instance_path = str(tmp_path / "instance")  # one instance folder, two databases
+        _load(app, orders=0)
+    lines = [line.split("\t") for line in (tmp_path / "instance" / "demo-users.txt").read_text().splitlines()
+             if not line.startswith("#")]
+    assert len(lines) == 6 and len({where for *_, where in lines}) == 2
+    for app in (first, other):
+        with app.app_context():
+            database = db.engine.url.render_as_string(hide_password=True)
+            for name, _, password, where in lines:
+                if where == database:
+                    assert db.session.scalar(select(User).where(User.username == name)).check_password(password)

@@ -1,12 +1,28 @@
 """Configuration: safe defaults, overridden by DASHBOARD_* environment variables."""
 from __future__ import annotations
 
+import difflib
 import os
 import secrets
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from . import tracking
+
 ENV_PREFIX = "DASHBOARD_"
+# Settings without a default below; TRACKING_DATA is read by tracking._default_folder(), and
+# DATABASE_SCHEMA is set by the tests for their PostgreSQL schemas.
+OPTIONAL_SETTINGS = ("SECRET_KEY", "TRACKING_DATA", "DATABASE_SCHEMA")
+# Kept as given: a secret or a path made of digits, or "true", is still text.
+TEXT_SETTINGS = ("SECRET_KEY", "DATABASE_URL", "TRACKING_DATA", "DATABASE_SCHEMA")
+# DASHBOARD_* variables the project reads outside the app; the app leaves them alone.
+OUTSIDE_SETTINGS = {"VENV": "scripts/bootstrap.sh", "TEST_POSTGRES_URL": "tests/conftest.py"}
+SECRET_MIN_LENGTH = 16
+MAKE_A_SECRET = 'python3 -c "import secrets; print(secrets.token_urlsafe(32))"'
+DATABASE_FORMS = "sqlite:///path/to/file.sqlite3 or postgresql://user:password@host/database"
 
 
 def _instance_secret(instance_path: Path) -> str:
@@ -44,15 +60,65 @@ def load_config(instance_path: Path, overrides: dict[str, Any] | None = None) ->
         "BABEL_DEFAULT_LOCALE": "en",
         "TRUSTED_PROXIES": 0,
     }
-    for name, value in os.environ.items():
-        if name.startswith(ENV_PREFIX):
-            config[name.removeprefix(ENV_PREFIX)] = _coerce(value)
+    config.update(_from_environment(known=set(config) | set(OPTIONAL_SETTINGS)))
     config.update(overrides or {})
     _check_types(config)
+    _check_tracking_data()
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = _instance_secret(instance_path)
-    config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(config["DATABASE_URL"])
+    config["SQLALCHEMY_DATABASE_URI"] = database_uri(config["DATABASE_URL"])
     return config
+
+
+def _from_environment(known: set[str]) -> dict[str, Any]:
+    """The DASHBOARD_* variables; a misspelt one stops the start instead of being ignored."""
+    settings: dict[str, Any] = {}
+    unknown: list[str] = []
+    for name, value in os.environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        setting = name.removeprefix(ENV_PREFIX)
+        if setting in OUTSIDE_SETTINGS:
+            continue
+        if setting not in known:
+            unknown.append(name)
+            continue
+        settings[setting] = value if setting in TEXT_SETTINGS else _coerce(value)
+    if unknown:
+        names = sorted(f"{ENV_PREFIX}{setting}" for setting in known | set(OUTSIDE_SETTINGS))
+        settings_known = sorted(known | set(OUTSIDE_SETTINGS))  # compared without the shared prefix
+        guesses = [f"{ENV_PREFIX}{guess}" for name in sorted(unknown)
+                   for guess in difflib.get_close_matches(name.removeprefix(ENV_PREFIX), settings_known, n=1)]
+        hint = f" (did you mean {', '.join(guesses)}?)" if guesses else ""
+        raise ConfigurationError(
+            f"unknown setting {', '.join(sorted(unknown))}{hint}; known settings: {', '.join(names)}")
+    if "SECRET_KEY" in settings:
+        _check_secret(settings["SECRET_KEY"])
+    return settings
+
+
+def _check_secret(secret: str) -> None:
+    """An operator's secret must be one: not blank, not a short word (tests pass theirs as overrides)."""
+    name = f"{ENV_PREFIX}SECRET_KEY"
+    make = f"make one with: {MAKE_A_SECRET}, or unset it for development"
+    if not secret.strip():
+        raise ConfigurationError(f"{name} is set but {'empty' if not secret else 'blank'}: {make}")
+    if len(secret.strip()) < SECRET_MIN_LENGTH:
+        raise ConfigurationError(
+            f"{name} is too short ({len(secret.strip())} characters, at least {SECRET_MIN_LENGTH}): {make}")
+
+
+def _check_tracking_data() -> None:
+    """Searches read the courier files on first use; a wrong folder is found at start instead."""
+    folder = tracking._default_folder()  # the folder searches will read
+    where = f"{tracking.DATA_ENV_VAR}={folder}" if os.environ.get(tracking.DATA_ENV_VAR) else (
+        f"the default courier folder {folder} (set {tracking.DATA_ENV_VAR})")
+    if not folder.is_dir():
+        raise ConfigurationError(f"{where}: no such folder; it must hold the courier *.json files "
+                                 "of jkeen/tracking_number_data")
+    if next(folder.glob("*.json"), None) is None:
+        raise ConfigurationError(f"{where}: the folder holds no courier *.json files "
+                                 "(the couriers folder of jkeen/tracking_number_data)")
 
 
 # Whole-number settings: (lowest, highest, what the number counts).
@@ -87,3 +153,26 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(scheme):
             return "postgresql+psycopg://" + url.removeprefix(scheme)
     return url
+
+
+def database_uri(url: Any) -> str:
+    """The SQLAlchemy URL for DATABASE_URL, refused at start if it is not SQLite or PostgreSQL.
+
+    The message names the scheme only: the rest of a URL may hold a password.
+    """
+    name = f"{ENV_PREFIX}DATABASE_URL"
+    uri = normalise_database_url(str(url))
+    try:
+        parsed = make_url(uri)
+    except ArgumentError:
+        raise ConfigurationError(f"{name} is not a database URL; use {DATABASE_FORMS}") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigurationError(
+            f"{name} uses {parsed.drivername}://, which Reference Desk does not support; use {DATABASE_FORMS}")
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (ArgumentError, ImportError):  # e.g. postgresql+psycopg2:// without psycopg2
+        raise ConfigurationError(
+            f"{name} asks for the driver {parsed.drivername}://, which is not installed; use {DATABASE_FORMS}"
+        ) from None
+    return uri

@@ -187,11 +187,15 @@ def login():
             # The same scrypt work as a real user's check: a quick "no" would tell which names exist.
             check_password_hash(_unknown_user_hash(), form.password.data or "")
         if user is not None and user.active and user.check_password(form.password.data):
-            session.clear()
-            login_user(user)
-            session.permanent = True
-            audit.append_event(db.session, event("auth.login"))
+            signed_in = SignedInUser(user.id, user.username, user.role)
+            # The event is committed before the session says "logged in": if writing it fails,
+            # the request ends in an error page and nobody is logged in without a trace.
+            audit.append_event(
+                db.session, event("auth.login", actor=audit.Actor("user", signed_in.username, signed_in.role)))
             db.session.commit()
+            session.clear()
+            login_user(signed_in)
+            session.permanent = True
             return redirect(next_path)
         audit.append_event(
             db.session,

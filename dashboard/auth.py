@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache, wraps
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import (
@@ -55,20 +55,32 @@ class SignedInUser(UserMixin):
 
 _ACTIVE_USER = select(User.id, User.username, User.role).where(User.id == bindparam("user_id"), User.active.is_(True))
 
+T = TypeVar("T")
+
+
+def once_more_on_dead_connection(first_statement: Callable[[], T]) -> T:
+    """Run a request's first statement; if its pooled connection had died (the database restarted,
+    an idle connection was cut), run it once more on a new one.
+
+    There is no pool_pre_ping (a round trip per request): instead each kind of request that can
+    start with a dead connection (a logged-in request's user look-up, a login, /healthz) runs its
+    first statement through here. The failed statement invalidates the pool, so one retry is
+    enough; any other error, or a second failure, is raised.
+    """
+    try:
+        return first_statement()
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        db.session.rollback()
+        return first_statement()
+
 
 @login_manager.user_loader
 def _load_user(user_id: str) -> SignedInUser | None:
     if not user_id.isdigit():  # not a session this app made
         return None
-    try:
-        row = db.session.execute(_ACTIVE_USER, {"user_id": int(user_id)}).first()
-    except DBAPIError as error:
-        # The first statement of a logged-in request: a pooled connection that died since (the
-        # database restarted) fails here, and the pool is invalidated. Once more on a new one.
-        if not error.connection_invalidated:
-            raise
-        db.session.rollback()
-        row = db.session.execute(_ACTIVE_USER, {"user_id": int(user_id)}).first()
+    row = once_more_on_dead_connection(lambda: db.session.execute(_ACTIVE_USER, {"user_id": int(user_id)}).first())
     return SignedInUser(*row) if row else None
 
 
@@ -182,7 +194,7 @@ def login():
     status = 200
     if form.validate_on_submit():
         username = (form.username.data or "").strip()  # as `users create` stores it
-        user = db.session.scalar(db.select(User).where(User.username == username))
+        user = once_more_on_dead_connection(lambda: db.session.scalar(db.select(User).where(User.username == username)))
         if user is None:
             # The same scrypt work as a real user's check: a quick "no" would tell which names exist.
             check_password_hash(_unknown_user_hash(), form.password.data or "")

@@ -64,3 +64,104 @@ def test_a_login_whose_commit_fails_does_not_log_in(app: Flask, monkeypatch: pyt
     assert response.status_code == 500
     assert not _logged_in(client)
     assert _events(app, "auth.login") == []
+
+
+# --- /healthz ------------------------------------------------------------------------------------
+
+
+def test_healthz_answers_503_when_the_database_does_not(app: Flask, monkeypatch: pytest.MonkeyPatch):
+    def broken(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"), connection_invalidated=True)
+
+    with app.app_context():
+        monkeypatch.setattr(db.session, "execute", broken)
+        response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "error", "database": "unreachable"}
+
+
+# --- a pooled connection that died (PostgreSQL restarted) ----------------------------------------
+
+
+@pytest.fixture
+def pooled_postgres_app() -> Iterator[tuple[Flask, Callable[[], None]]]:
+    """PostgreSQL with the production connection pool, in a database of its own (postgres_app gives
+    each test a schema, and so uses no pool). Yields the app and a function that ends its connections."""
+    name = f"t_pool_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def terminate_connections() -> None:
+        sql = "SELECT pid FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"
+        with admin.connect() as connection:
+            pids = connection.execute(text(sql), {"name": name}).scalars().all()
+            assert pids, "the pool holds no connection to end"
+            for pid in pids:
+                connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            for _ in range(100):  # until the server has ended them
+                if not connection.execute(text(sql), {"name": name}).first():
+                    break
+                time.sleep(0.02)
+
+    try:
+        app = _make_app(make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False))
+        with app.app_context():
+            assert db.engine.pool.__class__.__name__ == "QueuePool"
+        yield app, terminate_connections
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_healthz_survives_a_dead_pooled_connection(pooled_postgres_app):
+    app, terminate_connections = pooled_postgres_app
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    terminate_connections()
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.get_json()["status"] == "ok"
+
+
+def test_login_survives_a_dead_pooled_connection(pooled_postgres_app):
+    app, terminate_connections = pooled_postgres_app
+    client = app.test_client()
+    token = csrf_token_from(client.get("/login").get_data(as_text=True))
+    terminate_connections()
+    response = client.post("/login", data={"username": "agent", "password": "correct horse battery", "csrf_token": token})
+    assert response.status_code == 302
+    assert _logged_in(client)
+    assert [event.actor_name for event in _events(app, "auth.login")] == ["agent"]
+
+
+def test_a_logged_in_request_survives_a_dead_pooled_connection(pooled_postgres_app):
+    app, terminate_connections = pooled_postgres_app
+    client = app.test_client()
+    assert login(client, "agent").status_code == 302
+    terminate_connections()
+    assert client.get("/search?q=x").status_code == 200
+
+
+def test_only_a_dead_connection_is_retried(app: Flask):
+    calls = []
+
+    def other_error():
+        calls.append(1)
+        raise OperationalError("SELECT 1", {}, Exception("no such table"), connection_invalidated=False)
+
+    with app.app_context(), pytest.raises(OperationalError):
+        auth.once_more_on_dead_connection(other_error)
+    assert len(calls) == 1
+
+    def dead_twice():
+        calls.append(1)
+        raise OperationalError("SELECT 1", {}, Exception("server closed"), connection_invalidated=True)
+
+    calls.clear()
+    with app.app_context(), pytest.raises(OperationalError):
+        auth.once_more_on_dead_connection(dead_twice)
+    assert len(calls) == 2

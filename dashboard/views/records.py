@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select, text
 
-from ..auth import require_role
+from ..auth import once_more_on_dead_connection, require_role
 from ..editing import edit_policy, record_key, record_type
 from ..models import AuditEvent, Cart, Customer, Order, Role, db
 from ..references import Kind
@@ -87,7 +87,8 @@ def cart(cart_key: str):
 def healthz():
     """For load balancers and the operator: no login, no data, only whether the database answers."""
     try:
-        db.session.execute(text("SELECT 1"))
+        # The first statement after a database restart meets a dead pooled connection: once more.
+        once_more_on_dead_connection(lambda: db.session.execute(text("SELECT 1")))
     except Exception:  # noqa: BLE001 - any database failure means unhealthy
         db.session.rollback()
         return jsonify(status="error", database="unreachable"), 503

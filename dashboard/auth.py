@@ -24,7 +24,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
-from sqlalchemy import bindparam, select
+from sqlalchemy import String, bindparam, func, select
 from sqlalchemy.exc import DBAPIError
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -185,6 +185,16 @@ def require_role(role: Role) -> Callable:
     return decorator
 
 
+# Names are unique case-insensitively (`users create`), so "Alice" logs in as alice. Accounts made
+# before that rule may differ only in case: the one spelled exactly as typed comes first.
+_USER_BY_NAME = (
+    select(User)
+    .where(func.lower(User.username) == func.lower(bindparam("name", type_=String)))
+    .order_by(User.username != bindparam("name", type_=String), User.id)
+    .limit(1)
+)
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     form = LoginForm()
@@ -194,7 +204,7 @@ def login():
     status = 200
     if form.validate_on_submit():
         username = (form.username.data or "").strip()  # as `users create` stores it
-        user = once_more_on_dead_connection(lambda: db.session.scalar(db.select(User).where(User.username == username)))
+        user = once_more_on_dead_connection(lambda: db.session.scalar(_USER_BY_NAME, {"name": username}))
         if user is None:
             # The same scrypt work as a real user's check: a quick "no" would tell which names exist.
             check_password_hash(_unknown_user_hash(), form.password.data or "")

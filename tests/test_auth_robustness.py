@@ -66,6 +66,35 @@ def test_a_login_whose_commit_fails_does_not_log_in(app: Flask, monkeypatch: pyt
     assert _events(app, "auth.login") == []
 
 
+# --- user names in any case ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("typed", ["AGENT", "Agent", " agent "])
+def test_login_finds_the_user_whatever_the_case(both_app: Flask, typed: str):
+    client = both_app.test_client()
+    assert login(client, typed).status_code == 302
+    assert _logged_in(client)
+    [event] = _events(both_app, "auth.login")
+    assert (event.actor_name, event.actor_role) == ("agent", "agent")  # the stored name, not the typed one
+
+
+def test_a_name_in_another_case_still_needs_the_password(both_app: Flask):
+    client = both_app.test_client()
+    assert login(client, "AGENT", "not the password").status_code == 401
+    assert not _logged_in(client)
+
+
+def test_the_exact_name_wins_over_an_older_account_differing_in_case(app: Flask):
+    """Accounts made before names were unique case-insensitively may differ only in case."""
+    with app.app_context():
+        db.session.add(User(username="Agent", role="admin", password_hash=PASSWORD_HASH))
+        db.session.commit()
+    for typed, role in (("agent", "agent"), ("Agent", "admin")):
+        client = app.test_client()
+        assert login(client, typed).status_code == 302
+        assert _events(app, "auth.login")[-1].actor_role == role
+
+
 # --- /healthz ------------------------------------------------------------------------------------
 
 

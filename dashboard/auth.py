@@ -231,6 +231,19 @@ def login():
         status = 401
     elif request.method == "POST":
         status = 422
+    return _login_page(form, next_path, status)
+
+
+def expired_login_form():
+    """A login post whose CSRF token is missing or no longer matches the session (the session
+    cookie expired or was cleared while the page stayed open): the login page again, with a fresh
+    token and the name as typed. Redirecting to the login page would send it to itself as `next`."""
+    flash(_("Your session expired, please log in again."), "warning")
+    next_path = safe_next(request.args.get("next")) or url_for("search.search")
+    return _login_page(LoginForm(), next_path, 400)
+
+
+def _login_page(form: LoginForm, next_path: str, status: int):
     return render_template("pages/login.html", form=form, next_path=next_path), status
 
 

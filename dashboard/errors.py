@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from .auth import login_manager, page_of, safe_next
+from .auth import expired_login_form, login_manager, page_of, safe_next
 from .models import db
 
 
@@ -24,6 +24,8 @@ def init_app(app: Flask) -> None:
         What the agent typed survives: app.js keeps form drafts in sessionStorage and puts
         them back when the page (after logging in again, if needed) loads.
         """
+        if request.endpoint == "auth.login":  # a redirect would make the login page its own `next`
+            return expired_login_form()
         if not current_user.is_authenticated:
             flash(_("Your session ended. Log in again; what you typed is kept."), "warning")
             return login_manager.unauthorized()

@@ -95,6 +95,36 @@ def test_the_exact_name_wins_over_an_older_account_differing_in_case(app: Flask)
         assert _events(app, "auth.login")[-1].actor_role == role
 
 
+# --- a login form without its CSRF token ---------------------------------------------------------
+
+
+def test_a_login_post_without_csrf_token_shows_the_login_page_again(app: Flask):
+    client = app.test_client()
+    response = client.post("/login?next=/carts/quote-open", data={"username": "agent", "password": "correct horse battery"})
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "Your session expired, please log in again." in html
+    assert 'value="agent"' in html  # what was typed is kept, the password is not
+    assert "correct horse battery" not in html
+    assert 'action="/login?next=/carts/quote-open"' in html
+    # The page carries a fresh token that works.
+    response = client.post("/login?next=/carts/quote-open", data={
+        "username": "agent", "password": "correct horse battery", "csrf_token": csrf_token_from(html)})
+    assert response.status_code == 302 and response.headers["Location"] == "/carts/quote-open"
+    assert _events(app, "auth.login")
+
+
+def test_a_login_post_with_a_stale_csrf_token_shows_the_login_page_again(app: Flask):
+    client = app.test_client()
+    token = csrf_token_from(client.get("/login").get_data(as_text=True))
+    with client.session_transaction() as session:
+        session.clear()  # the session cookie expired while the page stayed open
+    response = client.post("/login", data={"username": "agent", "password": "x", "csrf_token": token})
+    assert response.status_code == 400
+    assert "Your session expired, please log in again." in response.get_data(as_text=True)
+    assert "Location" not in response.headers
+
+
 # --- /healthz ------------------------------------------------------------------------------------
 
 

@@ -4,8 +4,9 @@ Tiers, best first: exact key, prefix, contains (3+ characters), similar (one typ
 Every tier reads an index over the matching key, in references and in the search terms of records'
 own fields:
 
-- exact and prefix: one range scan of the key B-tree (`key >= k AND key < k + U+10FFFF`, byte-wise
-  on both databases); the exact key sorts first in that range;
+- exact: an equality look-up in the key B-tree; prefix: a range scan of it (`key > k AND key < k +
+  U+10FFFF`, byte-wise on both databases). Two reads, so that every source's exact hits are in the
+  candidates before any prefix hit takes a place;
 - contains: the FTS5 trigram index (SQLite) or the pg_trgm GIN index (PostgreSQL);
 - similar: the query's one-edit variants, looked up exactly in the key B-tree, passed as one
   parameter (a JSON array, or on PostgreSQL one text the server splits).
@@ -183,8 +184,10 @@ def tier_sql(dialect: str, source: str, tier: Tier, parameters: dict, limit: str
     candidate budget.
     """
     alias, head = SOURCES[source]
-    if tier in (Tier.EXACT, Tier.PREFIX):
-        return f"{head} WHERE {alias}.key >= :key AND {alias}.key < :upper ORDER BY {alias}.key LIMIT {limit}"
+    if tier == Tier.EXACT:
+        return f"{head} WHERE {alias}.key = :key LIMIT {limit}"
+    if tier == Tier.PREFIX:
+        return f"{head} WHERE {alias}.key > :key AND {alias}.key < :upper ORDER BY {alias}.key LIMIT {limit}"
     if tier == Tier.SIMILAR:
         # The variants are ONE parameter: a JSON array (SQLite) or one text of space-separated keys
         # that the server splits (PostgreSQL; keys hold no spaces, and psycopg's quoting of a
@@ -328,7 +331,7 @@ def selective_trigrams(session: Session, key: str) -> list[str]:
 
 def tier_parameters(dialect: str, tier: Tier, key: str, limit: int, session: Session | None = None) -> dict:
     parameters: dict = {"key": key, "limit": limit}
-    if tier in (Tier.EXACT, Tier.PREFIX):
+    if tier == Tier.PREFIX:
         parameters["upper"] = key + TOP
     elif tier == Tier.CONTAINS:
         grams = selective_trigrams(session, key) if session is not None else trigrams(key)[:MAX_TRIGRAMS]
@@ -336,7 +339,7 @@ def tier_parameters(dialect: str, tier: Tier, key: str, limit: int, session: Ses
             parameters["trigrams"] = " AND ".join(f'"{gram}"' for gram in grams)
         else:
             parameters.update({f"gram{index}": f"%{gram}%" for index, gram in enumerate(grams)})
-    else:
+    elif tier == Tier.SIMILAR:
         variants = sorted(one_edit_variants(key))
         parameters["variants"] = json.dumps(variants) if dialect == "sqlite" else " ".join(variants)
     return parameters
@@ -345,8 +348,8 @@ def tier_parameters(dialect: str, tier: Tier, key: str, limit: int, session: Ses
 # --- collecting hits -----------------------------------------------------------------------------
 
 def _tier_plan(key: str) -> list[Tier]:
-    """The queries to run, best first; EXACT stands for the one range scan that finds exact and prefix."""
-    plan = [Tier.EXACT]
+    """The tiers to read, best first."""
+    plan = [Tier.EXACT, Tier.PREFIX]
     if len(key) >= MIN_CONTAINS:
         plan.append(Tier.CONTAINS)
     if len(key) >= MIN_SIMILAR:
@@ -379,7 +382,10 @@ def collect_rows(session: Session, key: str, candidates: int) -> tuple[list, boo
 
     One statement for exact, prefix and contains; the similar tier is a "did you mean": it runs,
     as a second statement, only when no stronger tier found anything, so typo look-alikes never
-    crowd real matches.
+    crowd real matches. A record's own exact hit is not crowded out either: exact keys are read, in
+    both sources, before any prefix, and a customer's term leads to the customer's orders and carts
+    beside, not instead of, the records' own terms of the same read (only later reads pay for the
+    fan-out).
     """
     plan = _tier_plan(key)
     rows = _run(session, tuple(tier for tier in plan if tier != Tier.SIMILAR), key, candidates)
@@ -401,13 +407,11 @@ def _cart_rank(rank: tuple[int, int], row: tuple) -> tuple:
     return (*rank, row[12] != CartState.OPEN, -row[13].timestamp(), row[11])
 
 
-def _best_rows(rows: Iterable[tuple], key: str) -> dict[tuple[str, int], tuple[tuple[int, int], tuple]]:
+def _best_rows(rows: Iterable[tuple]) -> dict[tuple[str, int], tuple[tuple[int, int], tuple]]:
     """Each record's best hit: the strongest tier, active before retired, the first found among equals."""
     best: dict[tuple[str, int], tuple[tuple[int, int], tuple]] = {}
     for row in rows:
-        tier, record_type, record_id, _field, _value, active, found_key = row[:7]
-        if tier == Tier.EXACT and found_key != key:
-            tier = Tier.PREFIX
+        tier, record_type, record_id, _field, _value, active = row[:6]
         rank = (tier, 0 if active else 1)
         record = (record_type, record_id)
         if record not in best or rank < best[record][0]:
@@ -438,7 +442,7 @@ def search(session: Session, query: str, *, shown: int = 20, candidates: int = 2
     rows, more = collect_rows(session, key, candidates) if key else ([], False)
     orders: list = []
     carts: list = []
-    for (record_type, _id), (rank, row) in _best_rows(rows, key).items():
+    for (record_type, _id), (rank, row) in _best_rows(rows).items():
         if record_type == "order":
             orders.append((_order_rank(rank, row), rank, row))
         else:

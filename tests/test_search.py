@@ -186,3 +186,29 @@ def test_contains_search_picks_rare_trigrams_apart_from_the_statistics(app):
         results = search(db.session, "2025xqz1")
         assert [row.record.key for row in results.carts.rows] == ["quote-rare"]
         assert results.carts.rows[0].hit.tier == Tier.CONTAINS
+
+
+def test_prefix_hits_do_not_crowd_out_an_exact_hit_of_another_source(both_app):
+    # Exact and prefix hits are read per source: references first, then the records' own fields.
+    # Budget-many references that merely start with the value must leave room for the order itself.
+    with both_app.app_context():
+        make_customer("DE--1042", "max.huber@example.com")
+        other = make_order("DE--2000")
+        for number in range(12):
+            add_reference(other, "shipment", f"DE--1042-{number:02d}")
+        make_order("DE--1042")
+        make_order("DE--2001", customer_reference="DE--1042")
+        db.session.commit()
+    results, orders, _ = _find(both_app, "DE--1042", candidates=10)
+    assert orders["DE--1042"].tier == Tier.EXACT and orders["DE--2001"].tier == Tier.EXACT
+    assert orders["DE--2000"].tier == Tier.PREFIX
+
+
+@pytest.mark.parametrize("source", ["references", "search_terms"])
+def test_the_exact_read_is_a_look_up_in_the_key_btree(both_app, source):
+    from .test_search_plans import _plan
+
+    with both_app.app_context():
+        plan = _plan(source, Tier.EXACT)
+        assert f"ix_{source}_key" in plan and "trgm" not in plan, plan
+        assert "TEMP B-TREE" not in plan and "Sort" not in plan and "Seq Scan" not in plan, plan

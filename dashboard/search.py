@@ -13,10 +13,11 @@ own fields:
 
 A weaker tier only fills what the stronger ones left of the candidate budget, so a short query that
 matches a million keys costs no more than one that matches two hundred; the similar tier runs only
-when nothing else matched. Exact, prefix and contains over both sources, with each hit's order or
-cart summary, are ONE statement (search_sql), the similar tier a second one: on PostgreSQL every
-statement is a round trip. The hot path is plain SQL with bound parameters (no user text is ever
-part of the SQL); the ORM would add milliseconds.
+when nothing else matched. Within a tier, a hit on a record's own data ranks before a hit that
+reaches it through its customer (CUSTOMER_FIELDS). Exact, prefix and contains over both sources,
+with each hit's order or cart summary, are ONE statement (search_sql), the similar tier a second
+one: on PostgreSQL every statement is a round trip. The hot path is plain SQL with bound parameters
+(no user text is ever part of the SQL); the ORM would add milliseconds.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from string import ascii_lowercase, digits
 from sqlalchemy import TextualSelect, text
 from sqlalchemy.orm import Session
 
+from .indexing import customer_fields
 from .models import CartState, UTCDateTime
 from .references import highlight_span, matching_key
 
@@ -40,6 +42,20 @@ MIN_CONTAINS = 3
 MIN_SIMILAR = 6
 # Highest code point: every key that starts with k sorts between k and k + TOP (UTF-8 and C collation).
 TOP = "\U0010ffff"
+
+# The fields that reach an order or cart only through its customer: the terms of a customer's own
+# fields (reference, e-mail) lead to every order and cart of that customer (the fan-out in _step_sql).
+# Every other field (order reference, cart key, uuid and name, any reference kind) is the record's own.
+# A customer reference has the shape of an order reference (DE--1042), so one value can be both: the
+# agent who typed it must get that order first and as the best match, not somewhere among the
+# customer's many orders. The one place that says which is which; ranking and the best match use it.
+CUSTOMER_FIELDS = frozenset(field for field, _value in customer_fields(None, None))
+
+
+def hit_rank(tier: int, field: str, active: bool) -> tuple[int, int, int]:
+    """The order of hits, best first: tier, then the record's own data before its customer's, then
+    active before retired."""
+    return (tier, 1 if field in CUSTOMER_FIELDS else 0, 0 if active else 1)
 
 
 class Tier(IntEnum):
@@ -65,8 +81,13 @@ class Hit:
     active: bool
     key: str
 
-    def rank(self) -> tuple[int, int]:
-        return (self.tier, 0 if self.active else 1)
+    @property
+    def through_customer(self) -> bool:
+        """The hit is on the record's customer (reference, e-mail), not on the record's own data."""
+        return self.field in CUSTOMER_FIELDS
+
+    def rank(self) -> tuple[int, int, int]:
+        return hit_rank(self.tier, self.field, self.active)
 
     def match_in_key(self, query_key: str) -> tuple[int, int] | None:
         """Start and length of the matched part within this hit's key, for highlighting."""
@@ -132,8 +153,14 @@ class SearchResults:
 
     @property
     def single_exact(self) -> ResultRow | None:
+        """The best match Enter opens: the one record with an exact hit on its own data, even when the
+        same value is also a customer's reference (their orders are exact hits too); otherwise the one
+        exact row, if there is only one. Own exact hits rank first in their group, so they are shown."""
         rows = self.orders.rows + self.carts.rows
         exact = [row for row in rows if row.hit.tier == Tier.EXACT]
+        own = [row for row in exact if not row.hit.through_customer]
+        if len(own) == 1:
+            return own[0]
         return exact[0] if len(exact) == 1 else None
 
 
@@ -397,29 +424,31 @@ def collect_rows(session: Session, key: str, candidates: int) -> tuple[list, boo
 # --- records and ranking -------------------------------------------------------------------------
 # Rows are plain tuples in the column order of search_sql; only the rows shown become objects.
 
-def _order_rank(rank: tuple[int, int], row: tuple) -> tuple:
-    """Within a tier: active references first, then the most recent orders."""
+def _order_rank(rank: tuple[int, int, int], row: tuple) -> tuple:
+    """Within a tier: own data before the customer's, active references first, then the most recent orders."""
     return (*rank, -row[10].timestamp(), row[7])
 
 
-def _cart_rank(rank: tuple[int, int], row: tuple) -> tuple:
-    """Within a tier: active references first, then open carts, then the most recently changed."""
+def _cart_rank(rank: tuple[int, int, int], row: tuple) -> tuple:
+    """Within a tier: own data before the customer's, active references first, then open carts, then
+    the most recently changed."""
     return (*rank, row[12] != CartState.OPEN, -row[13].timestamp(), row[11])
 
 
-def _best_rows(rows: Iterable[tuple]) -> dict[tuple[str, int], tuple[tuple[int, int], tuple]]:
-    """Each record's best hit: the strongest tier, active before retired, the first found among equals."""
-    best: dict[tuple[str, int], tuple[tuple[int, int], tuple]] = {}
+def _best_rows(rows: Iterable[tuple]) -> dict[tuple[str, int], tuple[tuple[int, int, int], tuple]]:
+    """Each record's best hit (hit_rank): the strongest tier, its own data before its customer's,
+    active before retired, the first found among equals."""
+    best: dict[tuple[str, int], tuple[tuple[int, int, int], tuple]] = {}
     for row in rows:
-        tier, record_type, record_id, _field, _value, active = row[:6]
-        rank = (tier, 0 if active else 1)
+        tier, record_type, record_id, field_, _value, active = row[:6]
+        rank = hit_rank(tier, field_, active)
         record = (record_type, record_id)
         if record not in best or rank < best[record][0]:
             best[record] = (rank, row)
     return best
 
 
-def _result_row(rank: tuple[int, int], row: tuple) -> ResultRow:
+def _result_row(rank: tuple[int, int, int], row: tuple) -> ResultRow:
     (_tier, record_type, record_id, field_, value, active, key, order_reference, status, email, placed_at,
      cart_key, state, updated_at, name, customer_reference, grand_total, currency) = row
     hit = Hit(record_type, record_id, Tier(rank[0]), field_, value, bool(active), key)
@@ -431,7 +460,7 @@ def _result_row(rank: tuple[int, int], row: tuple) -> ResultRow:
     return ResultRow(record, hit)
 
 
-def _group(ranked: list[tuple[tuple, tuple[int, int], tuple]], shown: int, more: bool) -> Group:
+def _group(ranked: list[tuple[tuple, tuple[int, int, int], tuple]], shown: int, more: bool) -> Group:
     ranked.sort(key=lambda item: item[0])
     return Group(rows=[_result_row(rank, row) for _, rank, row in ranked[:shown]], total=len(ranked), more=more)
 

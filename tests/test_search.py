@@ -188,9 +188,52 @@ def test_contains_search_picks_rare_trigrams_apart_from_the_statistics(app):
         assert results.carts.rows[0].hit.tier == Tier.CONTAINS
 
 
+# --- a value that is both an order's reference and a customer's reference -----------------------
+
+def _customer_who_shares_an_order_reference(app, orders: int, *, owner: str = "DE--500") -> None:
+    """Order DE--1042 (placed first, of `owner`) and customer DE--1042 with `orders` later orders and a cart."""
+    from datetime import datetime, timedelta, timezone
+
+    first = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    with app.app_context():
+        make_customer("DE--500", "jana.keller@example.com")
+        make_customer("DE--1042", "max.huber@example.com")
+        make_order("DE--1042", customer_reference=owner, placed_at=first)
+        for number in range(orders):
+            make_order(f"DE--{5000 + number}", customer_reference="DE--1042",
+                       placed_at=first + timedelta(days=number + 1))
+        make_cart("quote-1042", name="Max's cart", customer_reference="DE--1042")
+        db.session.commit()
+
+
+@pytest.mark.parametrize("owner", ["DE--500", "DE--1042"])  # the order of another customer, or of that one
+def test_an_order_reference_that_is_also_a_customer_reference_finds_the_order_first(both_app, owner):
+    _customer_who_shares_an_order_reference(both_app, 25, owner=owner)  # more orders than a page shows
+    results, orders, carts = _find(both_app, "DE--1042")
+    first = results.orders.rows[0]
+    assert (first.record.order_reference, first.hit.field, first.hit.tier) == \
+        ("DE--1042", "order_reference", Tier.EXACT)
+    assert results.single_exact is first
+    # The customer's orders and carts still come, exact, saying they matched the customer's reference.
+    assert results.orders.total == 26 and len(results.orders.rows) == 20
+    customers_orders = [hit for reference, hit in orders.items() if reference != "DE--1042"]
+    assert {(hit.field, hit.tier) for hit in customers_orders} == {("customer_reference", Tier.EXACT)}
+    assert carts["quote-1042"].field == "customer_reference"
+    # ... in the order they had: the most recent first.
+    assert [row.record.order_reference for row in results.orders.rows[1:4]] == ["DE--5024", "DE--5023", "DE--5022"]
+
+
+def test_customer_fan_out_beyond_the_candidate_budget_keeps_the_order_first(both_app):
+    _customer_who_shares_an_order_reference(both_app, 25)
+    results, _, _ = _find(both_app, "DE--1042", candidates=10)  # the customer has more orders than that
+    assert results.orders.more
+    assert results.orders.rows[0].record.order_reference == "DE--1042"
+    assert results.single_exact is results.orders.rows[0]
+
+
 def test_prefix_hits_do_not_crowd_out_an_exact_hit_of_another_source(both_app):
-    # Exact and prefix hits are read per source: references first, then the records' own fields.
-    # Budget-many references that merely start with the value must leave room for the order itself.
+    # Both sources (references, records' own fields) are read for the exact key before either is read
+    # for prefixes: budget-many references that merely start with the value leave room for the order.
     with both_app.app_context():
         make_customer("DE--1042", "max.huber@example.com")
         other = make_order("DE--2000")
@@ -200,8 +243,45 @@ def test_prefix_hits_do_not_crowd_out_an_exact_hit_of_another_source(both_app):
         make_order("DE--2001", customer_reference="DE--1042")
         db.session.commit()
     results, orders, _ = _find(both_app, "DE--1042", candidates=10)
+    assert results.orders.rows[0].record.order_reference == "DE--1042"
     assert orders["DE--1042"].tier == Tier.EXACT and orders["DE--2001"].tier == Tier.EXACT
     assert orders["DE--2000"].tier == Tier.PREFIX
+    assert results.single_exact is results.orders.rows[0]
+
+
+def test_a_search_matching_only_customer_fields_is_unchanged(both_app):
+    from datetime import datetime, timezone
+
+    with both_app.app_context():
+        make_customer("DE--500", "jana.keller@example.com")
+        make_customer("DE--600", "max.huber@example.com")
+        for number, month in ((1, 3), (2, 9), (3, 6)):
+            make_order(f"DE--{1100 + number}", placed_at=datetime(2026, month, 1, tzinfo=timezone.utc))
+        make_order("DE--1200", customer_reference="DE--600")
+        make_cart("quote-500", name="Jana's cart")
+        db.session.commit()
+    results, orders, carts = _find(both_app, "DE--500")
+    assert [row.record.order_reference for row in results.orders.rows] == ["DE--1102", "DE--1103", "DE--1101"]
+    hits = [*orders.values(), *carts.values()]
+    assert {(hit.field, hit.tier) for hit in hits} == {("customer_reference", Tier.EXACT)}
+    assert results.single_exact is None  # several exact rows, none the record's own: no best match
+    results, orders, _ = _find(both_app, "DE--600")  # one exact row overall is still the best match
+    assert results.single_exact is not None and results.single_exact.record.order_reference == "DE--1200"
+    assert results.single_exact.hit.field == "customer_reference"
+    _, orders, carts = _find(both_app, "jana.keller@example")
+    assert {hit.field for hit in [*orders.values(), *carts.values()]} == {"email"} and len(orders) == 3
+
+
+def test_two_records_owning_the_value_give_no_best_match(both_app):
+    with both_app.app_context():
+        make_customer("DE--1042", "max.huber@example.com")
+        make_order("DE--1042")
+        make_cart("quote-77", name="n", custom="DE--1042")
+        make_order("DE--2001", customer_reference="DE--1042")
+        db.session.commit()
+    results, _, carts = _find(both_app, "DE--1042")
+    assert results.orders.rows[0].record.order_reference == "DE--1042" and carts["quote-77"].field == "custom"
+    assert results.single_exact is None
 
 
 @pytest.mark.parametrize("source", ["references", "search_terms"])

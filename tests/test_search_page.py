@@ -1,4 +1,6 @@
 """The search page over HTTP: full page or region, escaping, limits, access."""
+import re
+
 import pytest
 from sqlalchemy import event
 
@@ -126,3 +128,28 @@ def test_an_exact_match_on_a_retired_reference_says_so(page_app):
     body = client.get("/search?q=so-old-77", headers=REGION).get_data(as_text=True)
     best_match = body[body.index('class="best-match"'):body.index("</section>", body.index('class="best-match"'))]
     assert "DE--1077" in best_match and "retired" in best_match
+
+
+def test_an_order_reference_shared_with_a_customer_opens_the_order(both_app):
+    """Customer DE--1042 has more orders than a page shows; order DE--1042 is still first and the best match."""
+    from datetime import datetime, timedelta, timezone
+
+    first = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    with both_app.app_context():
+        make_customer()
+        make_customer("DE--1042", "max.huber@example.com")
+        make_order("DE--1042", placed_at=first)
+        for number in range(25):
+            make_order(f"DE--{5000 + number}", customer_reference="DE--1042",
+                       placed_at=first + timedelta(days=number + 1))
+        db.session.commit()
+    client = both_app.test_client()
+    login(client, "agent")
+    body = client.get("/search?q=de-1042", headers=REGION).get_data(as_text=True)
+    best_match = body[body.index('class="best-match"'):body.index("</section>", body.index('class="best-match"'))]
+    assert "Order DE--1042" in best_match and "Order reference" in best_match
+    rows = re.findall(r'<tr class="([^"]*)" data-result>(.*?)</tr>', body, re.S)
+    assert len(rows) == 20 and "Show all orders" in body
+    (first_class, first), *others = rows
+    assert first_class == "result exact-single" and ">DE--1042</a>" in first and "Order reference" in first
+    assert all(css == "result" and "Customer reference" in row and "tier-exact" in row for css, row in others)

@@ -46,13 +46,14 @@ def _make_app(database_url: str, **extra) -> Flask:
 @pytest.fixture
 def sqlite_app(tmp_path: Path) -> Iterator[Flask]:
     app = _make_app(f"sqlite:///{tmp_path / 'test.sqlite3'}")
+    app.instance_path = str(tmp_path / "instance")  # demo-users.txt never lands in the checkout's instance folder
     yield app
     with app.app_context():
         db.engine.dispose()
 
 
 @pytest.fixture
-def postgres_app() -> Iterator[Flask]:
+def postgres_app(tmp_path: Path) -> Iterator[Flask]:
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -60,6 +61,7 @@ def postgres_app() -> Iterator[Flask]:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
         app = _make_app(POSTGRES_URL, DATABASE_SCHEMA=schema)
+        app.instance_path = str(tmp_path / "instance")
         yield app
         with app.app_context():
             db.session.remove()

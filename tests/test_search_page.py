@@ -1,5 +1,6 @@
 """The search page over HTTP: full page or region, escaping, limits, access."""
 import re
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import event
@@ -118,6 +119,11 @@ def test_show_all_says_when_it_stops_short(page_app, monkeypatch):
     assert "Showing the first 25; more match." in body
 
 
+def _best_match(body: str) -> str:
+    start = body.index('class="best-match"')
+    return body[start:body.index("</section>", start)]
+
+
 def test_an_exact_match_on_a_retired_reference_says_so(page_app):
     with page_app.app_context():
         order = make_order("DE--1077")
@@ -126,14 +132,12 @@ def test_an_exact_match_on_a_retired_reference_says_so(page_app):
     client = page_app.test_client()
     login(client, "agent")
     body = client.get("/search?q=so-old-77", headers=REGION).get_data(as_text=True)
-    best_match = body[body.index('class="best-match"'):body.index("</section>", body.index('class="best-match"'))]
+    best_match = _best_match(body)
     assert "DE--1077" in best_match and "retired" in best_match
 
 
 def test_an_order_reference_shared_with_a_customer_opens_the_order(both_app):
     """Customer DE--1042 has more orders than a page shows; order DE--1042 is still first and the best match."""
-    from datetime import datetime, timedelta, timezone
-
     first = datetime(2025, 1, 1, tzinfo=timezone.utc)
     with both_app.app_context():
         make_customer()
@@ -146,7 +150,7 @@ def test_an_order_reference_shared_with_a_customer_opens_the_order(both_app):
     client = both_app.test_client()
     login(client, "agent")
     body = client.get("/search?q=de-1042", headers=REGION).get_data(as_text=True)
-    best_match = body[body.index('class="best-match"'):body.index("</section>", body.index('class="best-match"'))]
+    best_match = _best_match(body)
     assert "Order DE--1042" in best_match and "Order reference" in best_match
     rows = re.findall(r'<tr class="([^"]*)" data-result>(.*?)</tr>', body, re.S)
     assert len(rows) == 20 and "Show all orders" in body

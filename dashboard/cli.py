@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
-from sqlalchemy import func, inspect
+from flask.cli import AppGroup, ScriptInfo
+from sqlalchemy import URL, func, inspect, make_url
+from sqlalchemy.exc import DBAPIError
 
 from . import PROJECT_ROOT, audit
 from .models import AuditEvent, Role, User, db
@@ -19,11 +20,36 @@ from .schema import create_schema, refresh_statistics
 USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,100}")
 DEFAULT_CARTS_FILE = PROJECT_ROOT.parent / "shared" / "data" / "spryker" / "multi_cart.csv"
 
-db_cli = AppGroup("db", help="Database schema.")
-demo_cli = AppGroup("demo", help="Demo data.")
-users_cli = AppGroup("users", help="User accounts.")
-audit_cli = AppGroup("audit", help="The audit log.")
-references_cli = AppGroup("references", help="Reference values.")
+
+
+class CommandGroup(AppGroup):
+    """A database that cannot be reached, opened or written by this role ends a command with one
+    line saying so (exit 1), not a page of traceback; the database's own words are kept."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DBAPIError as error:
+            # The command's app context has ended by now: the URL comes from the app's settings.
+            uri = ctx.ensure_object(ScriptInfo).load_app().config["SQLALCHEMY_DATABASE_URI"]
+            raise click.ClickException(database_problem(error, make_url(uri))) from None
+
+
+def database_problem(error: DBAPIError, url: URL) -> str:
+    lines = str(error.orig).strip().splitlines()
+    said = lines[0] if lines else type(error.orig).__name__
+    where = url.render_as_string(hide_password=True)
+    if "permission denied" in said or "must be owner" in said:
+        return (f"{where}: {said}. Run db init, db analyze and demo load as the role that owns the "
+                "tables (README, production).")
+    return f"{where}: {said}"
+
+
+db_cli = CommandGroup("db", help="Database schema.")
+demo_cli = CommandGroup("demo", help="Demo data.")
+users_cli = CommandGroup("users", help="User accounts.")
+audit_cli = CommandGroup("audit", help="The audit log.")
+references_cli = CommandGroup("references", help="Reference values.")
 
 
 @db_cli.command("init")

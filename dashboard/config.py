@@ -169,6 +169,9 @@ def database_uri(url: Any) -> str:
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigurationError(
             f"{name} uses {parsed.drivername}://, which Reference Desk does not support; use {DATABASE_FORMS}")
+    if parsed.get_backend_name() == "sqlite" and not parsed.database:
+        # sqlite:/// or sqlite:// would be an empty database in memory, gone with each connection.
+        raise ConfigurationError(f"{name} names no SQLite file; use {DATABASE_FORMS}")
     try:
         parsed.get_dialect().import_dbapi()
     except (ArgumentError, ImportError):  # e.g. postgresql+psycopg2:// without psycopg2

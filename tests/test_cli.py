@@ -1,10 +1,13 @@
 import json
+import uuid
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select, text
 
 from dashboard import create_app
 from dashboard.models import AuditEvent, Role, User, db
+
+from .conftest import POSTGRES_URL
 
 
 def test_users_create_reads_password_from_stdin(app):
@@ -64,3 +67,32 @@ def test_db_init_puts_back_an_index_a_killed_bulk_load_left_dropped(both_app):
         assert result.exit_code == 0, result.output
         db.session.remove()
         assert "ix_references_key" in {index["name"] for index in db.inspect(db.engine).get_indexes("references")}
+
+
+def test_a_database_that_cannot_be_opened_is_one_line_not_a_traceback(tmp_path):
+    unreachable = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'no-such-folder' / 'x.sqlite3'}",
+                              "SECRET_KEY": "x"})
+    for command in (["audit", "verify"], ["db", "init"], ["users", "create", "bob", "--role", "agent"]):
+        result = unreachable.test_cli_runner().invoke(args=command, input="a-long-password\n")
+        assert result.exit_code == 1, (command, result.output)
+        assert "unable to open database file" in result.output and "no-such-folder" in result.output
+        assert "Traceback" not in result.output
+
+
+def test_db_init_as_a_role_without_rights_says_which_role_to_use(postgres_app):
+    role = f"refdesk_no_rights_{uuid.uuid4().hex[:8]}"
+    with postgres_app.app_context():
+        schema = postgres_app.config["DATABASE_SCHEMA"]
+        with db.engine.begin() as connection:
+            connection.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+    try:
+        url = make_url(POSTGRES_URL).set(username=role).render_as_string(hide_password=False)
+        weak = create_app({"DATABASE_URL": url, "DATABASE_SCHEMA": schema, "SECRET_KEY": "x"})
+        result = weak.test_cli_runner().invoke(args=["db", "init"])
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert "permission denied" in result.output and "role that owns the tables" in result.output
+        with weak.app_context():
+            db.engine.dispose()
+    finally:
+        with postgres_app.app_context(), db.engine.begin() as connection:
+            connection.execute(text(f'DROP ROLE "{role}"'))

@@ -65,7 +65,7 @@ def test_a_secret_key_of_digits_stays_text(monkeypatch, tmp_path):
     assert create_app().config["SECRET_KEY"] == "12345678901234567890"
 
 
-@pytest.mark.parametrize("url", ["foo://x", "not a url", "mysql://u@h/db"])
+@pytest.mark.parametrize("url", ["foo://x", "not a url", "mysql://u@h/db", "sqlite:///", "sqlite://"])
 def test_a_bad_database_url_names_the_accepted_forms(monkeypatch, url):
     monkeypatch.setenv("DASHBOARD_DATABASE_URL", url)
     with pytest.raises(ConfigurationError, match="DASHBOARD_DATABASE_URL") as refused:

@@ -157,3 +157,10 @@ def test_an_order_reference_shared_with_a_customer_opens_the_order(both_app):
     (first_class, first), *others = rows
     assert first_class == "result exact-single" and ">DE--1042</a>" in first and "Order reference" in first
     assert all(css == "result" and "Customer reference" in row and "tier-exact" in row for css, row in others)
+
+
+def test_a_nul_in_the_query_is_dropped_not_written_into_the_page(page_app):
+    client = page_app.test_client()
+    login(client, "agent")
+    body = client.get("/search?q=a%00b").get_data(as_text=True)
+    assert "\x00" not in body and 'value="ab"' in body

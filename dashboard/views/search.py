@@ -122,7 +122,9 @@ def reads_only(view):
 @reads_only
 @require_role(Role.AGENT)
 def search():
-    query = request.args.get("q", "")
+    # A NUL is never part of a reference (the key ignores it) and must not reach the page: HTML
+    # escaping leaves it, and browsers turn it into a replacement character in the box.
+    query = request.args.get("q", "").replace("\x00", "")
     context = _results_context(query, request.args.get("group"))
     if wants_fragment("results"):
         return render_template("partials/_results.html", **context)

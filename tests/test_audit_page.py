@@ -291,3 +291,27 @@ def test_a_login_with_a_nul_character_is_refused_clearly(both_app):
     response = client.post("/login", data={"username": "agent\x00", "password": "x", "csrf_token": token})
     assert response.status_code == 422
     assert "Control characters are not allowed" in response.get_data(as_text=True)
+
+
+def test_a_row_written_around_the_app_is_marked_outside_the_chain(both_app: Flask):
+    # The app's role may INSERT events; one that did not move the chain head is flagged on the page.
+    with both_app.app_context():
+        append(note(1), note(2))
+        real = audit.append_event(db.session, EventData(action="test.event", actor=audit.SYSTEM))
+        db.session.commit()
+        forged = {**real, "seq": 999_999, "actor_name": "evil", "prev_hash": real["hash"]}
+        forged["hash"] = audit.event_hash(forged)
+        db.session.add(AuditEvent(**forged))
+        db.session.commit()
+    page = text_of(supervisor_client(both_app).get("/audit"))
+    assert 'data-testid="outside-chain"' in page and "audit verify" in page
+    rows = re.findall(r'<tr data-seq="(\d+)"[^>]*class="([^"]*)"', page)
+    flagged = [seq for seq, classes in rows if "outside-chain" in classes]
+    assert flagged == ["999999"] and str(real["seq"]) in [seq for seq, _ in rows]
+
+
+def test_a_log_written_only_by_the_app_shows_no_chain_warning(both_app: Flask):
+    with both_app.app_context():
+        append(note(1), note(2))
+    page = text_of(supervisor_client(both_app).get("/audit"))
+    assert "outside-chain" not in page

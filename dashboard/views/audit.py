@@ -78,6 +78,15 @@ class AuditPage:
     head_seq: int = 0  # events in the whole log (the chain head), counted without a scan
     filters: AuditFilters = field(default_factory=AuditFilters)
 
+    def outside_chain(self, event: AuditEvent) -> bool:
+        """Numbered beyond the chain head: appends move the head in the same transaction as their
+        events, so such a row was written around Reference Desk (`audit verify` names it)."""
+        return event.seq > self.head_seq
+
+    @property
+    def outside_chain_count(self) -> int:
+        return sum(1 for event in self.events if self.outside_chain(event))
+
 
 def events_page(
     session: Session, filters: AuditFilters, before: int | None = None, size: int = PAGE_SIZE

@@ -13,7 +13,7 @@ from sqlalchemy.exc import ArgumentError
 from . import tracking
 
 ENV_PREFIX = "DASHBOARD_"
-# Settings without a default below; TRACKING_DATA is read by tracking._default_folder(), and
+# Settings without a default below; TRACKING_DATA is read by tracking.data_folder(), and
 # DATABASE_SCHEMA is set by the tests for their PostgreSQL schemas.
 OPTIONAL_SETTINGS = ("SECRET_KEY", "TRACKING_DATA", "DATABASE_SCHEMA")
 # Kept as given: a secret or a path made of digits, or "true", is still text.
@@ -110,7 +110,7 @@ def _check_secret(secret: str) -> None:
 
 def _check_tracking_data() -> None:
     """Searches read the courier files on first use; a wrong folder is found at start instead."""
-    folder = tracking._default_folder()  # the folder searches will read
+    folder = tracking.data_folder()  # the folder searches will read
     where = f"{tracking.DATA_ENV_VAR}={folder}" if os.environ.get(tracking.DATA_ENV_VAR) else (
         f"the default courier folder {folder} (set {tracking.DATA_ENV_VAR})")
     if not folder.is_dir():

@@ -88,7 +88,7 @@ class ServiceDefinition:
 # --------------------------------------------------------------------------- loading
 
 
-def _default_folder() -> Path:
+def data_folder() -> Path:
     configured = os.environ.get(DATA_ENV_VAR)
     return Path(configured) if configured else _DEFAULT_FOLDER
 
@@ -98,7 +98,7 @@ def load_definitions(folder: Path | None = None) -> list[ServiceDefinition]:
 
     Cached per folder; the env var is read on every call so tests can point elsewhere.
     """
-    resolved = Path(folder) if folder is not None else _default_folder()
+    resolved = Path(folder) if folder is not None else data_folder()
     return list(_load_folder(str(resolved.resolve())))
 
 
@@ -400,7 +400,7 @@ def identify(value: str) -> list[TrackingMatch]:
     if not value or not value.strip() or len(_normalise(value)) > MAX_LENGTH:
         return []
     matches = []
-    for definition in _ranked_definitions(str(_default_folder())):
+    for definition in _ranked_definitions(str(data_folder())):
         match = match_service(definition, value)
         if match is not None and match.valid:
             matches.append(match)

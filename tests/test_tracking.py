@@ -32,7 +32,7 @@ def _compact(value: str) -> str:
 
 
 def _courier_files() -> list[Path]:
-    folder = tracking._default_folder()
+    folder = tracking.data_folder()
     return sorted(folder.glob("*.json"))
 
 

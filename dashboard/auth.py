@@ -22,6 +22,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
 from sqlalchemy import String, bindparam, func, select
@@ -260,6 +261,24 @@ def logout():
     return redirect(url_for("auth.login"))
 
 
+# Answers that never use the session.
+SESSIONLESS_ENDPOINTS = frozenset({"static", "records.healthz"})
+
+
+class SessionRefreshedByPages(SecureCookieSessionInterface):
+    """Sessions are permanent and each request refreshes the cookie (the idle timeout), except
+    answers that never use the session: static files and /healthz. A refreshed cookie on a
+    stylesheet or icon that arrived after a logout or an expiry (the browser had dropped the
+    cookie) put the old session back. (Flask marks every session as read, as Flask-Login's
+    after-request hook looks at it, so `session.accessed` cannot tell these apart.)"""
+
+    def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
+        if request.endpoint in SESSIONLESS_ENDPOINTS and not session.modified:
+            return False
+        return super().should_set_cookie(app, session)
+
+
 def init_app(app: Flask) -> None:
+    app.session_interface = SessionRefreshedByPages()
     login_manager.init_app(app)
     app.register_blueprint(bp)

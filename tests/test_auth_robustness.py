@@ -224,3 +224,13 @@ def test_only_a_dead_connection_is_retried(app: Flask):
     with app.app_context(), pytest.raises(OperationalError):
         auth.once_more_on_dead_connection(dead_twice)
     assert len(calls) == 2
+
+
+def test_only_requests_that_read_the_session_refresh_its_cookie(app):
+    # A static file or health check answered after a logout must not bring the old session back.
+    client = app.test_client()
+    assert login(client, "agent").status_code == 302
+    for path in ("/static/favicon.svg", "/static/js/app.js", "/healthz"):
+        response = client.get(path)
+        assert response.status_code == 200 and "Set-Cookie" not in response.headers, path
+    assert "session=" in client.get("/search").headers.get("Set-Cookie", "")  # the idle timeout restarts

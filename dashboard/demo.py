@@ -14,6 +14,7 @@ for one set-based insert per batch, COPY on PostgreSQL.
 """
 from __future__ import annotations
 
+import bisect
 import csv
 import gc
 import itertools
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 from flask import current_app
@@ -103,20 +105,42 @@ ASCII_FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ë"
 CART_NAMES = ("My Cart", "Shopping cart", "Weekly order", "Office supplies", "Büro Nachbestellung", "Site B",
               "Q3 restock", "Werkstatt", "Wishlist", "Kitchen")
 
+
+class DemoRandom(random.Random):
+    """random.Random with the generator's draws made cheaply. randrange, choice and choices check
+    their arguments on every call and cost 2 to 8 times a random(); a million orders make ~40 million
+    draws, and the generator is half of a demo load's CPU. Every draw is one random() call."""
+
+    def below(self, high: int) -> int:
+        """0 <= x < high, as randrange(high)."""
+        return int(self.random() * high)
+
+    def between(self, low: int, high: int) -> int:
+        """low <= x < high, as randrange(low, high)."""
+        return low + int(self.random() * (high - low))
+
+    def pick(self, options: Sequence[Any]) -> Any:
+        return options[int(self.random() * len(options))]
+
+    def weighted(self, cum_weights: Sequence[float]) -> int:
+        """An index drawn by cumulative weights, as choices(range(n), cum_weights=...)[0]."""
+        return bisect.bisect(cum_weights, self.random() * cum_weights[-1])
+
+
 # (weight, shape): the purchase-order numbers buyers type into Spryker's custom order reference.
-PURCHASE_ORDER_SHAPES: tuple[tuple[int, Callable[[random.Random, int], str]], ...] = (
-    (30, lambda r, y: f"PO-{y}-{r.randrange(1, 10**6):06d}"),
-    (20, lambda r, y: f"45{r.randrange(10**8):08d}"),  # SAP purchase orders: 10 digits from 45...
-    (10, lambda r, y: f"PO {r.randrange(10000, 99999)}/{r.choice('ABCDEFGH')}"),
-    (8, lambda r, y: f"po-{r.randrange(10**5):05d}"),
-    (8, lambda r, y: f"Bestellung {r.randrange(1000, 99999)}"),
-    (6, lambda r, y: f"KST 4711/{y}-{r.randrange(1, 1000):03d}"),
-    (5, lambda r, y: f"order #{r.randrange(1000, 99999)}"),
-    (5, lambda r, y: f"{y}/{r.randrange(1, 13):02d}/{r.randrange(1, 10000):04d}"),
-    (3, lambda r, y: f"Auftrag {r.choice(('Lager', 'Filiale', 'Baustelle'))} {r.randrange(1, 99)}"),
-    (2, lambda r, y: f"Bestellung Nr. {r.choice('ÄÖÜ')}-{r.randrange(1, 100)}"),
-    (1, lambda r, y: f"Commande n° {y}-{r.randrange(1, 1000)}"),
-    (1, lambda r, y: f"ＰＯ{r.randrange(10000, 99999)}"),  # typed with a full-width keyboard layout
+PURCHASE_ORDER_SHAPES: tuple[tuple[int, Callable[[DemoRandom, int], str]], ...] = (
+    (30, lambda r, y: f"PO-{y}-{r.between(1, 10**6):06d}"),
+    (20, lambda r, y: f"45{r.below(10**8):08d}"),  # SAP purchase orders: 10 digits from 45...
+    (10, lambda r, y: f"PO {r.between(10000, 99999)}/{r.pick('ABCDEFGH')}"),
+    (8, lambda r, y: f"po-{r.below(10**5):05d}"),
+    (8, lambda r, y: f"Bestellung {r.between(1000, 99999)}"),
+    (6, lambda r, y: f"KST 4711/{y}-{r.between(1, 1000):03d}"),
+    (5, lambda r, y: f"order #{r.between(1000, 99999)}"),
+    (5, lambda r, y: f"{y}/{r.between(1, 13):02d}/{r.between(1, 10000):04d}"),
+    (3, lambda r, y: f"Auftrag {r.pick(('Lager', 'Filiale', 'Baustelle'))} {r.between(1, 99)}"),
+    (2, lambda r, y: f"Bestellung Nr. {r.pick('ÄÖÜ')}-{r.between(1, 100)}"),
+    (1, lambda r, y: f"Commande n° {y}-{r.between(1, 1000)}"),
+    (1, lambda r, y: f"ＰＯ{r.between(10000, 99999)}"),  # typed with a full-width keyboard layout
 )
 PO_CUM_WEIGHTS = tuple(itertools.accumulate(weight for weight, _ in PURCHASE_ORDER_SHAPES))
 
@@ -129,7 +153,7 @@ STATUS_BY_AGE: tuple[tuple[float, tuple[str, ...], tuple[float, ...]], ...] = (
 )
 FULFILLED = frozenset({"shipped", "delivered", "closed", "returned", "refunded"})
 ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-DETAIL_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # json.dumps builds one per call
+DETAIL_JSON = audit.compact_json(ensure_ascii=False)
 MIXED = ALNUM + "abcdefghijklmnopqrstuvwxyz"
 
 
@@ -212,6 +236,10 @@ class CustomerPlan:
 
 # A reference to write: (kind, value, source, created_ts, retired_ts or None)
 RefPlan = tuple[str, str, str, int, int | None]
+# Kinds and sources as plain strings: marshal and the database drivers take exact str only, and
+# str() of an enum member is a Python-level call, five times per order.
+KIND = SimpleNamespace(**{kind.name: kind.value for kind in Kind})
+SOURCE = SimpleNamespace(**{source.name: source.value for source in Source})
 
 
 class CartPlan:
@@ -264,7 +292,7 @@ class BlockPlan:
     carts_at: list[list[CartPlan]]  # per position: carts created then, written with that order
 
 
-def _pick_store(rng: random.Random) -> int:
+def _pick_store(rng: DemoRandom) -> int:
     draw = rng.random()
     return 0 if draw < STORE_WEIGHTS[0] else 1 if draw < STORE_WEIGHTS[1] else 2
 
@@ -277,31 +305,33 @@ def _domain(*words: str, tld: str) -> str:
     return "-".join(word.lower().translate(ASCII_FOLD) for word in words) + "." + tld
 
 
-@lru_cache(maxsize=16384)  # bounded: memory must not grow with the number of orders
+# Bounded, so memory does not grow with the number of orders; 65,536 customers (~25 MB) are a million
+# orders' worth, and every order draws a customer: a miss costs more than the rest of its order.
+@lru_cache(maxsize=65536)
 def customer_plan(seed: int, index: int) -> CustomerPlan:
     """Generated customer number `index`; any block may need any earlier customer."""
-    rng = random.Random(seed * 1_000_003 + index)
+    rng = DemoRandom(seed * 1_000_003 + index)
     store = _pick_store(rng)
-    first, last = rng.choice(FIRST_NAMES[store]), rng.choice(LAST_NAMES[store])
+    first, last = rng.pick(FIRST_NAMES[store]), rng.pick(LAST_NAMES[store])
     number = CUSTOMER_NUMBER_BASE + index
     company = None
-    domain = rng.choice(MAIL_DOMAINS[store])
+    domain = rng.pick(MAIL_DOMAINS[store])
     if rng.random() < 0.45:  # most of a B2B shop's buyers order for a company
-        trade = rng.choice(COMPANY_TRADES[store])
-        company = f"{rng.choice(LAST_NAMES[store])} {trade} {rng.choice(COMPANY_FORMS[store])}"
+        trade = rng.pick(COMPANY_TRADES[store])
+        company = f"{rng.pick(LAST_NAMES[store])} {trade} {rng.pick(COMPANY_FORMS[store])}"
         domain = _domain(company.split()[0], trade.split()[0], tld=("de", "at", "com")[store])
     return CustomerPlan(
         reference=f"{STORES[store][0]}--{number}", store=store, email=_email(first, last, number, domain),
         first_name=first, last_name=last, company=company,
-        po_shape=rng.choices(range(len(PURCHASE_ORDER_SHAPES)), cum_weights=PO_CUM_WEIGHTS)[0],
+        po_shape=rng.weighted(PO_CUM_WEIGHTS),
     )
 
 
 @lru_cache(maxsize=256)
 def spryker_customer_plan(reference: str) -> CustomerPlan:
     """A name and e-mail for a customer of the Spryker carts file, the same for every seed."""
-    rng = random.Random(f"spryker/{reference}")
-    first, last = rng.choice(FIRST_NAMES[0]), rng.choice(LAST_NAMES[0])
+    rng = DemoRandom(f"spryker/{reference}")
+    first, last = rng.pick(FIRST_NAMES[0]), rng.pick(LAST_NAMES[0])
     number = int("".join(char for char in reference if char.isdigit()) or 0)
     return CustomerPlan(
         reference=reference, store=0, email=_email(first, last, number, "spryker-demo.com"),
@@ -319,7 +349,7 @@ class BlockBuilder:
         self.tracking_serial_base = seed % 200 * 4_000_000
 
     def build(self, block: int) -> BlockPlan:
-        rng = random.Random(f"demo/{self.seed}/{self.anchor}/{block}")
+        rng = DemoRandom(f"demo/{self.seed}/{self.anchor}/{block}")
         first_customer = block * CUSTOMERS_PER_BLOCK
         customers = [customer_plan(self.seed, first_customer + j) for j in range(CUSTOMERS_PER_BLOCK)]
         # Within a block, order numbers follow time, as Spryker's order references do.
@@ -328,7 +358,7 @@ class BlockBuilder:
         other_carts: dict[int, list[str]] = {}
         for state in (CartState.OPEN, CartState.LOCKED, CartState.DELETED):
             for _ in range(CARTS_PER_BLOCK[state]):
-                other_carts.setdefault(rng.randrange(BLOCK), []).append(state)
+                other_carts.setdefault(rng.below(BLOCK), []).append(state)
         orders: list[OrderPlan] = []
         carts_at: list[list[CartPlan]] = []
         with_custom: list[int] = []  # positions whose order has a custom reference: reorder sources
@@ -337,7 +367,7 @@ class BlockBuilder:
             index = block * BLOCK + position
             source = None
             if position in ordered and with_custom and rng.random() < 0.15:
-                source = orders[rng.choice(with_custom)]  # the customer reorders an earlier order
+                source = orders[rng.pick(with_custom)]  # the customer reorders an earlier order
             customer, store = (source.customer, source.store) if source else self._customer(rng, customers, block)
             order = OrderPlan(ORDER_NUMBER_BASE + index, customer, store, times[position])
             carts: list[CartPlan] = []
@@ -355,7 +385,7 @@ class BlockBuilder:
             for state in other_carts.get(position, ()):
                 source = None
                 if state == CartState.OPEN and with_custom and rng.random() < 0.33:
-                    source = orders[rng.choice(with_custom)]  # a reorder, not checked out yet
+                    source = orders[rng.pick(with_custom)]  # a reorder, not checked out yet
                 owner, owner_store = (
                     (source.customer, source.store) if source else self._customer(rng, customers, block))
                 carts.append(self._cart(rng, f"quote-{cart_number}", owner, owner_store, state, order.placed, source))
@@ -363,104 +393,103 @@ class BlockBuilder:
             carts_at.append(carts)
         return BlockPlan(customers, orders, carts_at)
 
-    def _customer(self, rng: random.Random, customers: list[CustomerPlan], block: int) -> tuple[CustomerPlan, int]:
+    def _customer(self, rng: DemoRandom, customers: list[CustomerPlan], block: int) -> tuple[CustomerPlan, int]:
         draw = rng.random()
         if draw < 0.02 and self.spryker_customers:  # Spryker's demo customers shop in every store
-            return spryker_customer_plan(rng.choice(self.spryker_customers)), _pick_store(rng)
+            return spryker_customer_plan(rng.pick(self.spryker_customers)), _pick_store(rng)
         if draw < 0.57:
-            customer = customers[rng.randrange(CUSTOMERS_PER_BLOCK)]
+            customer = customers[rng.below(CUSTOMERS_PER_BLOCK)]
         else:
-            customer = customer_plan(self.seed, rng.randrange((block + 1) * CUSTOMERS_PER_BLOCK))
+            customer = customer_plan(self.seed, rng.below((block + 1) * CUSTOMERS_PER_BLOCK))
         return customer, customer.store
 
-    def _purchase_order(self, rng: random.Random, customer: CustomerPlan, when: int) -> str:
-        shape = customer.po_shape if rng.random() < 0.8 else rng.choices(
-            range(len(PURCHASE_ORDER_SHAPES)), cum_weights=PO_CUM_WEIGHTS)[0]
+    def _purchase_order(self, rng: DemoRandom, customer: CustomerPlan, when: int) -> str:
+        shape = customer.po_shape if rng.random() < 0.8 else rng.weighted(PO_CUM_WEIGHTS)
         return PURCHASE_ORDER_SHAPES[shape][1](rng, time.gmtime(when).tm_year)
 
-    def _cart(self, rng: random.Random, key: str, customer: CustomerPlan, store: int, state: str, when: int,
+    def _cart(self, rng: DemoRandom, key: str, customer: CustomerPlan, store: int, state: str, when: int,
               reorder_of: OrderPlan | None) -> CartPlan:
-        created = when - rng.randrange(600, 10 * DAY)
-        updated = when if state == CartState.ORDERED else min(self.anchor, created + rng.randrange(60, 20 * DAY))
+        created = when - rng.between(600, 10 * DAY)
+        updated = when if state == CartState.ORDERED else min(self.anchor, created + rng.between(60, 20 * DAY))
         cart = CartPlan(key, customer, store, state, created, updated)
-        cart.items = rng.randrange(1, 16)
-        cart.units = cart.items + rng.randrange(0, 3 * cart.items)
-        cart.total = cart.units * rng.randrange(299, 24999)
+        cart.items = rng.between(1, 16)
+        cart.units = cart.items + rng.between(0, 3 * cart.items)
+        cart.total = cart.units * rng.between(299, 24999)
         cart.is_default = rng.random() < 0.25
         if reorder_of is not None:  # Spryker copies the custom reference onto the reorder's cart
             cart.name = f"Reorder {reorder_of.reference}"
             cart.custom = reorder_of.custom
         else:
-            cart.name = rng.choice(CART_NAMES)
+            cart.name = rng.pick(CART_NAMES)
             chance = {CartState.ORDERED: 0.55, CartState.OPEN: 0.4, CartState.LOCKED: 0.6}.get(state, 0.2)
             if rng.random() < chance:
                 cart.custom = self._purchase_order(rng, customer, created)
         if cart.custom:
             if state in (CartState.OPEN, CartState.LOCKED) and rng.random() < 0.1:
                 # the buyer corrected a typo: the first value stays, retired
-                cart.refs.append((Kind.CUSTOM, _typo(rng, cart.custom), Source.SPRYKER, created, created + 300))
-            cart.refs.append((Kind.CUSTOM, cart.custom, Source.SPRYKER, created + 300, None))
+                cart.refs.append((KIND.CUSTOM, _typo(rng, cart.custom), SOURCE.SPRYKER, created, created + 300))
+            cart.refs.append((KIND.CUSTOM, cart.custom, SOURCE.SPRYKER, created + 300, None))
         if state == CartState.LOCKED and rng.random() < 0.3:  # converted from a quote request
-            cart.refs.append((Kind.OTHER, f"Angebot AN-{time.gmtime(created).tm_year}-{rng.randrange(1, 10**5):05d}",
-                              Source.SPRYKER, created, None))
+            cart.refs.append((KIND.OTHER, f"Angebot AN-{time.gmtime(created).tm_year}-{rng.between(1, 10**5):05d}",
+                              SOURCE.SPRYKER, created, None))
         return cart
 
-    def _order_details(self, rng: random.Random, order: OrderPlan, index: int) -> None:
+    def _order_details(self, rng: DemoRandom, order: OrderPlan, index: int) -> None:
         age = (self.anchor - order.placed) / DAY
         for limit, statuses, cum_weights in STATUS_BY_AGE:
             if age < limit:
-                order.status = rng.choices(statuses, cum_weights=cum_weights)[0]
+                order.status = statuses[rng.weighted(cum_weights)]
                 break
         if order.cart is not None:
             order.items, order.total = order.cart.items, order.cart.total
         else:
-            order.items = rng.randrange(1, 13)
-            order.total = order.items * rng.randrange(499, 39999)
+            order.items = rng.between(1, 13)
+            order.total = order.items * rng.between(499, 39999)
         self._order_references(rng, order, index)
 
-    def _order_references(self, rng: random.Random, order: OrderPlan, index: int) -> None:
+    def _order_references(self, rng: DemoRandom, order: OrderPlan, index: int) -> None:
         placed, status, refs = order.placed, order.status, order.refs
         year = time.gmtime(placed).tm_year
-        later = lambda low, high: min(self.anchor - 60, placed + rng.randrange(low, high))
+        later = lambda low, high: min(self.anchor - 60, placed + rng.between(low, high))
         if order.custom:
             corrected = placed
             if order.cart is None and rng.random() < 0.03:  # the buyer's typo, corrected by an agent after checkout
                 corrected = later(3600, 2 * DAY)
-                refs.append((Kind.CUSTOM, _typo(rng, order.custom), Source.SPRYKER, placed, corrected))
-            source = Source.SPRYKER if corrected == placed else Source.AGENT
-            refs.append((Kind.CUSTOM, order.custom, source, corrected, None))
+                refs.append((KIND.CUSTOM, _typo(rng, order.custom), SOURCE.SPRYKER, placed, corrected))
+            source = SOURCE.SPRYKER if corrected == placed else SOURCE.AGENT
+            refs.append((KIND.CUSTOM, order.custom, source, corrected, None))
         if status != "new" and not (status == "canceled" and rng.random() < 0.5):
-            refs.append((Kind.ERP, f"SO-{1_000_000 + index}", Source.API, later(60, 1800), None))
+            refs.append((KIND.ERP, f"SO-{1_000_000 + index}", SOURCE.API, later(60, 1800), None))
         payment = self._payment(rng) if status != "new" else None
         if payment:
-            refs.append((Kind.PAYMENT, payment, Source.SPRYKER, later(5, 120), None))
+            refs.append((KIND.PAYMENT, payment, SOURCE.SPRYKER, later(5, 120), None))
         if status not in FULFILLED:
             return
-        refs.append((Kind.INVOICE, f"INV-{year}-{index + 1:07d}", Source.API, later(DAY, 3 * DAY), None))
+        refs.append((KIND.INVOICE, f"INV-{year}-{index + 1:07d}", SOURCE.API, later(DAY, 3 * DAY), None))
         if rng.random() < 0.38:  # fulfilled by the 3PL rather than the shop's own warehouse
-            refs.append((Kind.SHIPMENT, f"SHP-{STORES[order.store][0]}{300_000 + index:08d}", Source.API,
+            refs.append((KIND.SHIPMENT, f"SHP-{STORES[order.store][0]}{300_000 + index:08d}", SOURCE.API,
                          later(DAY // 2, 2 * DAY), None))
         if rng.random() < 0.75:  # the rest go by freight forwarder, without a parcel number
             self._parcels(rng, order, index, later(DAY, 3 * DAY))
         if status == "returned":
-            refs.append((Kind.OTHER, f"RMA-{year}-{index:07d}", Source.API, later(7 * DAY, 20 * DAY), None))
+            refs.append((KIND.OTHER, f"RMA-{year}-{index:07d}", SOURCE.API, later(7 * DAY, 20 * DAY), None))
         elif rng.random() < 0.02:
-            ticket = f"Ticket #{rng.randrange(10000, 99999)}"
-            refs.append((Kind.OTHER, ticket, Source.AGENT, later(2 * DAY, 9 * DAY), None))
+            ticket = f"Ticket #{rng.between(10000, 99999)}"
+            refs.append((KIND.OTHER, ticket, SOURCE.AGENT, later(2 * DAY, 9 * DAY), None))
 
-    def _payment(self, rng: random.Random) -> str | None:
+    def _payment(self, rng: DemoRandom) -> str | None:
         draw = rng.random()
         if draw < 0.22:  # PayPal transaction ids
             return "".join(rng.choices(ALNUM, k=17))
         if draw < 0.27:  # PayPal's older REST payment ids
             return "PAY-" + "".join(rng.choices(ALNUM, k=24))
         if draw < 0.39:  # card payments: Adyen PSP reference
-            return str(rng.randrange(10**15, 10**16))
+            return str(rng.between(10**15, 10**16))
         if draw < 0.48:  # card payments: Stripe payment intent
             return "pi_" + "".join(rng.choices(MIXED, k=24))
         return None  # on account: B2B customers pay the invoice
 
-    def _parcels(self, rng: random.Random, order: OrderPlan, index: int, shipped: int) -> None:
+    def _parcels(self, rng: DemoRandom, order: OrderPlan, index: int, shipped: int) -> None:
         store_code = STORES[order.store][0]
         draw = rng.random()
         count = 1 if draw < 0.88 else 2 if draw < 0.98 else 3
@@ -469,31 +498,26 @@ class BlockBuilder:
             sequence = index * 4 + parcel
             if store_code == "US":
                 number = self.numbers.dhl_express(self.tracking_serial_base + sequence) if carrier < 0.2 else \
-                    self.numbers.ups(rng.choice(TrackingNumbers.UPS_SHIPPERS["US"]),
-                                     rng.choice(TrackingNumbers.UPS_SERVICES), self.seed * 7919 + sequence)
+                    self.numbers.ups(rng.pick(TrackingNumbers.UPS_SHIPPERS["US"]),
+                                     rng.pick(TrackingNumbers.UPS_SERVICES), self.seed * 7919 + sequence)
             elif carrier < 0.5:
                 number = self.numbers.dpd(1_340_000_000_000 + self.seed % 1000 * 10**9 + sequence)
             elif carrier < 0.8:
                 number = self.numbers.dhl_express(self.tracking_serial_base + sequence)
             else:
-                number = self.numbers.ups(rng.choice(TrackingNumbers.UPS_SHIPPERS[store_code]),
-                                          rng.choice(TrackingNumbers.UPS_SERVICES), self.seed * 7919 + sequence)
+                number = self.numbers.ups(rng.pick(TrackingNumbers.UPS_SHIPPERS[store_code]),
+                                          rng.pick(TrackingNumbers.UPS_SERVICES), self.seed * 7919 + sequence)
             if parcel == 0 and rng.random() < 0.03:  # a voided label: the first number was replaced
                 voided = self.numbers.dhl_express(self.tracking_serial_base + index * 4 + 3)
-                order.refs.append((Kind.TRACKING, voided, Source.API, shipped - 3600, shipped))
-            order.refs.append((Kind.TRACKING, number, Source.API, shipped, None))
+                order.refs.append((KIND.TRACKING, voided, SOURCE.API, shipped - 3600, shipped))
+            order.refs.append((KIND.TRACKING, number, SOURCE.API, shipped, None))
 
 
-@lru_cache(maxsize=4096)
-def _day_text(day: int) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(day * DAY))
-
-
-def _typo(rng: random.Random, value: str) -> str:
+def _typo(rng: DemoRandom, value: str) -> str:
     """The value as first typed, with one character swapped or missing."""
     if len(value) < 4:
         return value + "0"
-    at = rng.randrange(1, len(value) - 1)
+    at = rng.between(1, len(value) - 1)
     if rng.random() < 0.5:
         return value[:at] + value[at + 1] + value[at] + value[at + 2:]
     return value[:at] + value[at + 1:]
@@ -502,73 +526,102 @@ def _typo(rng: random.Random, value: str) -> str:
 # ----------------------------------------------------------------------------- rows
 
 TABLES = ("customers", "carts", "orders", "references", "search_terms")
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "customers": ("id", "customer_reference", "email", "first_name", "last_name", "company"),
-    "carts": ("id", "key", "uuid", "name", "customer_reference", "store", "currency", "is_default", "item_count",
-              "unit_count", "grand_total", "state", "version", "created_at", "updated_at"),
-    "orders": ("id", "order_reference", "store", "customer_reference", "email", "name", "currency", "grand_total",
-               "item_count", "status", "placed_at", "cart_id", "version"),
-    "references": ("id", "order_id", "cart_id", "kind", "value", "key", "active", "source", "created_at",
-                   "created_by", "retired_at", "retired_by"),
-    "search_terms": ("id", "key", "field", "record_type", "record_id", "value"),
+NUMBERED = ("customers", "carts", "orders")  # tables whose ids the generator assigns: other rows point at them
+
+
+@dataclass(frozen=True)
+class RowGroup:
+    """Rows of one table that share one INSERT (or COPY) statement: these columns, in this order."""
+
+    table: str
+    columns: tuple[str, ...]
+
+
+# The row groups of a batch, in writing order: a cart before the order that points at it, an owner
+# before its references. References and search terms carry no id: nothing points at them, so the
+# database numbers them as they come. References are grouped by owner and state so that no row
+# binds a NULL: sqlite3 looks up an adapter for every None (and bool) it binds, ~4 µs per order.
+_REFERENCE = ("kind", "value", "key", "active", "source", "created_at", "created_by")
+ROW_GROUPS: dict[str, RowGroup] = {
+    "customers": RowGroup("customers", ("id", "customer_reference", "email", "first_name", "last_name", "company")),
+    "carts": RowGroup("carts", ("id", "key", "uuid", "name", "customer_reference", "store", "currency", "is_default",
+                                "item_count", "unit_count", "grand_total", "state", "version", "created_at",
+                                "updated_at")),
+    "orders": RowGroup("orders", ("id", "order_reference", "store", "customer_reference", "email", "name", "currency",
+                                  "grand_total", "item_count", "status", "placed_at", "cart_id", "version")),
+    "order_references": RowGroup("references", ("order_id", *_REFERENCE)),
+    "cart_references": RowGroup("references", ("cart_id", *_REFERENCE)),
+    "retired_references": RowGroup("references", ("order_id", "cart_id", *_REFERENCE, "retired_at", "retired_by")),
+    "search_terms": RowGroup("search_terms", ("key", "field", "record_type", "record_id", "value")),
 }
-# Columns holding ids, and the table each id belongs to (None: given by the row's record_type).
-ID_COLUMNS: dict[str, tuple[tuple[int, str | None], ...]] = {
-    "customers": ((0, "customers"),),
-    "carts": ((0, "carts"),),
-    "orders": ((0, "orders"), (11, "carts")),
-    "references": ((0, "references"), (1, "orders"), (2, "carts")),
-    "search_terms": ((0, "search_terms"), (4, None)),
-}
+# Columns that hold ids of NUMBERED tables; record_id's table is named by the row's record_type.
+POINTS_AT = {"order_id": "orders", "cart_id": "carts", "record_id": None}
 TABLE_OF_RECORD = {"order": "orders", "cart": "carts", "customer": "customers"}
 
 
 def _check_columns() -> None:
-    """Rows are positional, in the tables' column order: a model change must not shift them silently."""
-    for table in TABLES:
-        expected = tuple(column.name for column in db.metadata.tables[table].columns)
-        if expected != COLUMNS[table]:
-            raise RuntimeError(f"demo.COLUMNS[{table!r}] is out of date: the table has {expected}")
+    """Rows are positional: a model change must not shift them silently, nor add a column they leave empty."""
+    for name, group in ROW_GROUPS.items():
+        table = db.metadata.tables[group.table]
+        unknown = [column for column in group.columns if column not in table.columns]
+        unfilled = [column.name for column in table.columns
+                    if column.name not in group.columns and not column.nullable and not column.primary_key]
+        if unknown or unfilled:
+            raise RuntimeError(f"demo.ROW_GROUPS[{name!r}] is out of date: unknown {unknown}, not filled {unfilled}")
+
+
+def _id_positions(group: RowGroup) -> tuple[tuple[int, str | None], ...]:
+    """(position, table) of each column holding an id; table None: the row's record_type names it."""
+    return tuple((position, group.table if column == "id" else POINTS_AT[column])
+                 for position, column in enumerate(group.columns) if column == "id" or column in POINTS_AT)
 
 
 @dataclass
 class Batch:
-    """Rows for one transaction, with ids counted from `first_ids`."""
+    """Rows for one transaction, with the ids of NUMBERED tables counted from `first_ids`."""
 
     first_ids: dict[str, int]
-    rows: dict[str, list[tuple]] = field(default_factory=lambda: {table: [] for table in TABLES})
+    rows: dict[str, list[tuple]] = field(default_factory=lambda: {name: [] for name in ROW_GROUPS})
     # record.imported events, all at imported_at, prepared (their JSON made) in the generator process
     events: list[audit.PreparedEvent] = field(default_factory=list)
     imported_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     orders_end: int = 0  # order index after the last order in this batch
 
+    def count(self, table: str) -> int:
+        return sum(len(rows) for name, rows in self.rows.items() if ROW_GROUPS[name].table == table)
+
     def rebased(self, first_ids: dict[str, int]) -> Batch:
         """The same rows with ids moved to start at `first_ids` (another writer took ours)."""
-        shift = {table: first_ids[table] - self.first_ids[table] for table in TABLES}
-        moved = Batch(dict(first_ids), events=self.events, imported_at=self.imported_at,
-                      orders_end=self.orders_end)
-        for table, rows in self.rows.items():
-            moved.rows[table] = [_shift_row(row, ID_COLUMNS[table], shift) for row in rows]
+        shift = {table: first_ids[table] - self.first_ids[table] for table in NUMBERED}
+        moved = Batch({table: first_ids[table] for table in NUMBERED}, events=self.events,
+                      imported_at=self.imported_at, orders_end=self.orders_end)
+        for name, rows in self.rows.items():
+            group = ROW_GROUPS[name]
+            record_type_at = group.columns.index("record_type") if "record_type" in group.columns else None
+            positions = _id_positions(group)
+            moved.rows[name] = [_shift_row(row, positions, record_type_at, shift) for row in rows]
         return moved
 
 
-def _shift_row(row: tuple, id_columns: tuple[tuple[int, str | None], ...], shift: dict[str, int]) -> tuple:
+def _shift_row(row: tuple, positions: tuple[tuple[int, str | None], ...], record_type_at: int | None,
+               shift: dict[str, int]) -> tuple:
     values = list(row)
-    for position, table in id_columns:
+    for position, table in positions:
         if values[position] is not None:
-            values[position] += shift[table or TABLE_OF_RECORD[values[3]]]
+            values[position] += shift[table or TABLE_OF_RECORD[values[record_type_at]]]
     return tuple(values)
 
 
 class RowBuilder:
-    """Turns block plans into rows with precomputed ids, search terms and audit details."""
+    """Turns block plans into rows with precomputed ids, search terms and audit events."""
 
     def __init__(self, dialect: str, next_ids: dict[str, int]) -> None:
-        self.next_ids = dict(next_ids)
+        self.next_ids = {table: next_ids[table] for table in NUMBERED}
         suffix = "+00" if dialect == "postgresql" else ""  # SQLite keeps naive UTC text
-        # " HH:MM" and ":SS.000000" looked up, not formatted: ~6 timestamps per order add up.
-        self.minute_texts = [f" {minute // 60:02d}:{minute % 60:02d}" for minute in range(DAY // 60)]
-        self.second_texts = [f":{second:02d}.000000{suffix}" for second in range(60)]
+        # Every " HH:MM:SS" of a day and every "YYYY-MM-DD" looked up, not formatted: ~6 per order.
+        self.clock_texts = [f" {second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}.000000{suffix}"
+                            for second in range(DAY)]
+        self.day_texts: dict[int, str] = {}
         self.batch = Batch(dict(self.next_ids))
 
     def take(self, orders_end: int) -> Batch:
@@ -593,13 +646,15 @@ class RowBuilder:
 
     def _time(self, moment: int) -> str:
         day, second = divmod(moment, DAY)
-        minute, second = divmod(second, 60)
-        return _day_text(day) + self.minute_texts[minute] + self.second_texts[second]
+        day_text = self.day_texts.get(day)
+        if day_text is None:
+            day_text = self.day_texts[day] = time.strftime("%Y-%m-%d", time.gmtime(day * DAY))
+        return day_text + self.clock_texts[second]
 
     def _add_terms(self, record_type: str, record_id: int, fields: list[tuple[str, str | None]]) -> None:
         rows = self.batch.rows["search_terms"]
         for key, field_name, value in terms(fields):
-            rows.append((self._next("search_terms"), key, field_name, record_type, record_id, value))
+            rows.append((key, field_name, record_type, record_id, value))
 
     def _add_customer(self, customer: CustomerPlan) -> None:
         row_id = self._next("customers")
@@ -611,13 +666,14 @@ class RowBuilder:
         cart.row_id = row_id = self._next("carts")
         store, currency = STORES[cart.store]
         cart_uuid = str(uuid.uuid5(CART_UUID_NAMESPACE, cart.key))  # as the Spryker importer derives it
+        state = cart.state.value
         self.batch.rows["carts"].append((
-            row_id, cart.key, cart_uuid, cart.name, cart.customer.reference, store, currency, cart.is_default,
-            cart.items, cart.units, cart.total, str(cart.state), 1, self._time(cart.created), self._time(cart.updated),
+            row_id, cart.key, cart_uuid, cart.name, cart.customer.reference, store, currency, int(cart.is_default),
+            cart.items, cart.units, cart.total, state, 1, self._time(cart.created), self._time(cart.updated),
         ))
         self._add_terms("cart", row_id, cart_fields(cart.key, cart_uuid, cart.name))
-        self._add_references(cart.refs, None, row_id)
-        self._add_event("cart", cart.key, {"state": str(cart.state)}, cart.refs)
+        self._add_references(cart.refs, row_id, "cart_references")
+        self._add_event("cart", cart.key, {"state": state}, cart.refs)
 
     def _add_order(self, order: OrderPlan) -> None:
         row_id = self._next("orders")
@@ -629,26 +685,29 @@ class RowBuilder:
             order.items, order.status, self._time(order.placed), order.cart.row_id if order.cart else None, 1,
         ))
         self._add_terms("order", row_id, order_fields(reference))
-        self._add_references(order.refs, row_id, None)
+        self._add_references(order.refs, row_id, "order_references")
         self._add_event("order", reference, {"status": order.status}, order.refs)
 
-    def _add_references(self, refs: list[RefPlan], order_id: int | None, cart_id: int | None) -> None:
-        rows = self.batch.rows["references"]
+    def _add_references(self, refs: list[RefPlan], owner_id: int, group: str) -> None:
+        rows = self.batch.rows
+        active = rows[group]
         for kind, value, source, created, retired in refs:
-            rows.append((
-                self._next("references"), order_id, cart_id, str(kind), value, matching_key(value), retired is None,
-                str(source), self._time(created), CREATED_BY,
-                None if retired is None else self._time(retired), None if retired is None else CREATED_BY,
-            ))
+            if retired is None:
+                active.append((owner_id, kind, value, matching_key(value), 1, source, self._time(created), CREATED_BY))
+            else:
+                order_id, cart_id = (owner_id, None) if group == "order_references" else (None, owner_id)
+                rows["retired_references"].append((
+                    order_id, cart_id, kind, value, matching_key(value), 0, source, self._time(created), CREATED_BY,
+                    self._time(retired), CREATED_BY))
 
     def _add_event(self, record_type: str, record_key: str, detail: dict[str, Any], refs: list[RefPlan]) -> None:
-        detail["references"] = [[str(kind), value] for kind, value, _, _, retired in refs if retired is None]
-        retired = [[str(kind), value] for kind, value, _, _, retired_at in refs if retired_at is not None]
+        detail["references"] = [[kind, value] for kind, value, _, _, retired in refs if retired is None]
+        retired = [[kind, value] for kind, value, _, _, retired_at in refs if retired_at is not None]
         if retired:
             detail["retired"] = retired
         self.batch.events.append(audit.prepare(audit.EventData(
             action=IMPORTED_ACTION, actor=DEMO_ACTOR, record_type=record_type, record_key=record_key,
-            detail=DETAIL_JSON.encode(detail), occurred_at=self.batch.imported_at)))
+            detail=DETAIL_JSON(detail), occurred_at=self.batch.imported_at)))
 
 
 # ----------------------------------------------------------------------------- generation
@@ -686,12 +745,12 @@ BATCH, DONE, FAILED = "batch", "done", "failed"
 
 
 def _to_wire(batch: Batch) -> bytes:
-    """A batch as marshal data: its rows are tuples of str, int, bool and None, which marshal writes
+    """A batch as marshal data: its rows are tuples of str, int and None, which marshal writes
     about 3x and reads 1.5x faster than pickle (pickle took 14 µs per order, writing and reading).
     marshal's one condition, the same Python at both ends, holds for a child process."""
     events = [(event.values[1:], event.middle) for event in batch.events]  # values[0] is imported_at
-    return marshal.dumps((BATCH, (batch.first_ids, batch.rows, events, batch.imported_at.isoformat(),
-                                  batch.orders_end)))
+    return marshal.dumps([BATCH, (batch.first_ids, batch.rows, events, batch.imported_at.isoformat(),
+                              batch.orders_end)])
 
 
 def _from_wire(wire: tuple) -> Batch:
@@ -706,7 +765,8 @@ def rare_collections() -> Iterator[Callable[[], None]]:
     """The cyclic garbage collector paused, and run by the caller's `batch_done` every COLLECT_EVERY
     batches instead. A batch is a million new tuples; the collector, started by allocations, walks
     them again and again (a fifth of the generator's time). Rows hold no reference cycles, so memory
-    stays as flat as it was; the rare collections catch any that other code makes."""
+    stays as flat as it was; the rare collections catch any that other code makes. Call batch_done
+    once nothing holds the batch any more: a collection walks every object still alive."""
     was_enabled = gc.isenabled()
     gc.disable()
     done = itertools.count(1)
@@ -754,6 +814,7 @@ def _generate_into(spec: GenerationSpec, connection: Any) -> None:
         with rare_collections() as batch_done:
             for batch in generate_batches(spec):
                 connection.send_bytes(_to_wire(batch))
+                del batch  # else the collection walks its rows
                 batch_done()
         connection.send_bytes(marshal.dumps((DONE,)))
     except BaseException:  # noqa: BLE001 - handed to the parent, which raises it
@@ -785,7 +846,8 @@ def batch_stream(spec: GenerationSpec) -> Iterator[Iterator[Batch]]:
                 return
             if message[0] == FAILED:
                 raise RuntimeError(f"the demo generator process failed:\n{message[1]}")
-            yield _from_wire(message[1])
+            # pop(): while suspended here, this frame must not hold the rows the writer frees before collecting
+            yield _from_wire(message.pop())
 
     try:
         yield receive()
@@ -811,9 +873,9 @@ class BatchWriter:
         self.before(connection)
         audit.append_events(self.session, events)  # on SQLite this takes the write lock, before the ids are read
         ids = self.next_ids(connection)
-        if ids != batch.first_ids:
+        if any(ids[table] != batch.first_ids[table] for table in NUMBERED):
             batch = batch.rebased(ids)
-        self.insert(connection, batch)
+        self.insert(connection, batch, ids)
 
     def before(self, connection: Connection) -> None:
         """Anything that must precede the audit head's lock."""
@@ -824,11 +886,12 @@ class BatchWriter:
             for table in TABLES
         }
 
-    def insert(self, connection: Connection, batch: Batch) -> None:
-        for table in TABLES:
-            rows = [dict(zip(COLUMNS[table], row, strict=True)) for row in batch.rows[table]]
+    def insert(self, connection: Connection, batch: Batch, ids: dict[str, int]) -> None:
+        """The batch's rows; `ids` are the tables' next ids, those of NUMBERED tables already the batch's."""
+        for name, group in ROW_GROUPS.items():
+            rows = [dict(zip(group.columns, row, strict=True)) for row in batch.rows[name]]
             if rows:
-                connection.execute(insert(db.metadata.tables[table]), rows)
+                connection.execute(insert(db.metadata.tables[group.table]), rows)
 
     def prepare(self, big: bool) -> None:
         """Before the first batch. A big load (one that at least doubles the data) drops the plain
@@ -860,8 +923,8 @@ class SqliteWriter(BatchWriter):
         dialect = session.get_bind().dialect
         # Core compiles the INSERT (quoting, column order); the rows go to the driver's executemany as they are.
         self.statements = {
-            table: str(insert(db.metadata.tables[table]).compile(dialect=dialect, column_keys=list(COLUMNS[table])))
-            for table in TABLES
+            name: str(insert(db.metadata.tables[group.table]).compile(dialect=dialect, column_keys=list(group.columns)))
+            for name, group in ROW_GROUPS.items()
         }
 
     # Per-connection settings for the load, put back afterwards.
@@ -891,19 +954,18 @@ class SqliteWriter(BatchWriter):
             for name, value in settings.items():
                 connection.exec_driver_sql(f"INSERT INTO {fts}({fts}, rank) VALUES (?, ?)", (name, value))
 
-    def insert(self, connection: Connection, batch: Batch) -> None:
+    def insert(self, connection: Connection, batch: Batch, ids: dict[str, int]) -> None:
         with self._fts_triggers_dropped(connection) as fts_tables:
-            for table in TABLES:
-                rows = batch.rows[table]
+            for name, rows in batch.rows.items():
                 if rows:
-                    connection.exec_driver_sql(self.statements[table], rows)
+                    connection.exec_driver_sql(self.statements[name], rows)
             for table, fts in fts_tables:
-                if batch.rows[table]:
-                    first = batch.first_ids[table]
+                # Rows without an id were numbered from ids[table] on: the write lock is ours.
+                if count := batch.count(table):
                     connection.exec_driver_sql(
                         f'INSERT INTO {fts}(rowid, key) SELECT id, key FROM "{table}" '
                         "WHERE id >= ? AND id < ? ORDER BY id",  # rowids in order: FTS5 appends, never re-sorts
-                        (first, first + len(batch.rows[table])),
+                        (ids[table], ids[table] + count),
                     )
 
     @contextmanager
@@ -982,19 +1044,21 @@ class PostgresWriter(BatchWriter):
                 connection.exec_driver_sql(f'DROP INDEX "{name}"')
         super().prepare(big)
 
-    def insert(self, connection: Connection, batch: Batch) -> None:
+    def insert(self, connection: Connection, batch: Batch, ids: dict[str, int]) -> None:
         cursor = connection.connection.driver_connection.cursor()
         quote = connection.dialect.identifier_preparer.quote
-        for table in TABLES:
-            rows = batch.rows[table]
+        for name, rows in batch.rows.items():
             if not rows:
                 continue
-            columns = ", ".join(quote(column) for column in COLUMNS[table])
-            with cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN") as copy:
+            group = ROW_GROUPS[name]
+            columns = ", ".join(quote(column) for column in group.columns)
+            with cursor.copy(f"COPY {quote(group.table)} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            last = batch.first_ids[table] + len(rows) - 1
-            connection.exec_driver_sql(f"SELECT setval('{self.sequences[table]}', %(last)s)", {"last": last})
+        for table in NUMBERED:  # rows without an id took theirs from the sequence
+            if count := batch.count(table):
+                connection.exec_driver_sql(f"SELECT setval('{self.sequences[table]}', %(last)s)",
+                                           {"last": batch.first_ids[table] + count - 1})
 
 
 def _postgres_foreign_keys(connection: Connection) -> list[tuple[str, str]]:
@@ -1005,8 +1069,10 @@ def _postgres_foreign_keys(connection: Connection) -> list[tuple[str, str]]:
 
 
 def bulk_indexes() -> list[Index]:
-    """The plain indexes of the tables the generator fills (unique ones stay: they guard the data)."""
-    return [index for table in TABLES for index in db.metadata.tables[table].indexes if not index.unique]
+    """The plain indexes of the tables the generator fills, its audit events' included (unique ones
+    stay: they guard the data)."""
+    return [index for table in (*TABLES, AuditEvent.__tablename__) for index in db.metadata.tables[table].indexes
+            if not index.unique]
 
 
 def restore_after_bulk(session: Session) -> None:
@@ -1296,6 +1362,7 @@ def _generate(session: Session, report: DemoReport, spryker_customers: tuple[str
                 writer.write(batch, events)
                 session.commit()
                 _count(report, batch, len(events))
+                del batch, events  # else the collection walks their rows
                 batch_done()
     finally:
         writer.finish()  # also rebuilds what a big load dropped: counted in the rate
@@ -1304,6 +1371,6 @@ def _generate(session: Session, report: DemoReport, spryker_customers: tuple[str
 
 def _count(report: DemoReport, batch: Batch, events: int) -> None:
     for table in TABLES:
-        report.added[table] += len(batch.rows[table])
+        report.added[table] += batch.count(table)
     report.events += events
     report.orders_after = batch.orders_end

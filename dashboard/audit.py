@@ -119,6 +119,36 @@ def prepare(event: EventData) -> PreparedEvent:
     return PreparedEvent(values, _middle(values))
 
 
+class EventTemplate:
+    """Events alike but for their record and detail (a bulk import's), prepared by filling in the
+    canonical JSON that prepare() makes of one such event with placeholders: three string encodings
+    per event instead of building and encoding all of it. The tests hold it to prepare()."""
+
+    VARYING = ("record_type", "record_key", "detail")
+
+    def __init__(self, action: str, actor: Actor, occurred_at: datetime) -> None:
+        marks = {name: f"\ue000{name}\ue000" for name in self.VARYING}  # private-use characters: in no field
+        sample = prepare(EventData(action=action, actor=actor, occurred_at=occurred_at, **marks))
+        at = [sample.values.index(marks[name]) for name in self.VARYING]
+        if at != sorted(at):
+            raise RuntimeError("EventTemplate.VARYING must follow HASHED_FIELDS order")
+        values = sample.values
+        self._values = (values[:at[0]], values[at[0] + 1:at[1]], values[at[1] + 1:at[2]], values[at[2] + 1:])
+        pieces, rest = [], sample.middle
+        for name in self.VARYING:
+            before, rest = rest.split(_JSON_STRING(marks[name]))
+            pieces.append(before)
+        self._pieces = (*pieces, rest)
+
+    def prepare(self, record_type: str, record_key: str, detail: str) -> PreparedEvent:
+        head, second, third, tail = self._values
+        first_text, second_text, third_text, tail_text = self._pieces
+        return PreparedEvent(
+            (*head, record_type, *second, record_key, *third, detail, *tail),
+            f"{first_text}{_JSON_STRING(record_type)}{second_text}{_JSON_STRING(record_key)}"
+            f"{third_text}{_JSON_STRING(detail)}{tail_text}")
+
+
 def _middle(values: Sequence) -> str:
     """The canonical JSON of the fields between seq and prev_hash (occurred_at first), without the brackets."""
     text_values = list(values)

@@ -53,7 +53,7 @@ from .references import Kind, Source, matching_key
 from .schema import TRIGRAM_INDEXED, postgres_trigram_index
 
 DEMO_ACTOR = audit.Actor("system", "demo-generator", None)
-GENERATOR_VERSION = 1  # recorded with every run; bump when the generated history changes
+GENERATOR_VERSION = 2  # recorded with every run; bump when the generated history changes
 
 BLOCK = 1000  # orders per generation unit
 CUSTOMERS_PER_BLOCK = 60  # ~17 orders per customer
@@ -622,11 +622,16 @@ class RowBuilder:
         self.clock_texts = [f" {second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}.000000{suffix}"
                             for second in range(DAY)]
         self.day_texts: dict[int, str] = {}
+        self._start_batch()
+
+    def _start_batch(self) -> None:
         self.batch = Batch(dict(self.next_ids))
+        self.events = audit.EventTemplate(IMPORTED_ACTION, DEMO_ACTOR, self.batch.imported_at)
 
     def take(self, orders_end: int) -> Batch:
-        batch, self.batch = self.batch, Batch(dict(self.next_ids))
+        batch = self.batch
         batch.orders_end = orders_end
+        self._start_batch()
         return batch
 
     def add(self, plan: BlockPlan, low: int, high: int) -> None:
@@ -705,9 +710,7 @@ class RowBuilder:
         retired = [[kind, value] for kind, value, _, _, retired_at in refs if retired_at is not None]
         if retired:
             detail["retired"] = retired
-        self.batch.events.append(audit.prepare(audit.EventData(
-            action=IMPORTED_ACTION, actor=DEMO_ACTOR, record_type=record_type, record_key=record_key,
-            detail=DETAIL_JSON(detail), occurred_at=self.batch.imported_at)))
+        self.batch.events.append(self.events.prepare(record_type, record_key, DETAIL_JSON(detail)))
 
 
 # ----------------------------------------------------------------------------- generation
@@ -1154,6 +1157,7 @@ def orders_present(session: Session) -> int:
 class PreviousRun:
     seed: int
     anchor: int
+    generator: int
 
 
 def previous_run(session: Session) -> PreviousRun | None:
@@ -1162,7 +1166,7 @@ def previous_run(session: Session) -> PreviousRun | None:
     if not detail:
         return None
     data = json.loads(detail)
-    return PreviousRun(int(data["seed"]), int(data["anchor"]))
+    return PreviousRun(int(data["seed"]), int(data["anchor"]), int(data.get("generator", 1)))
 
 
 def default_anchor(now: datetime | None = None) -> int:
@@ -1334,6 +1338,12 @@ def _generate(session: Session, report: DemoReport, spryker_customers: tuple[str
         report.notes.append(
             f"Demo history: {present:,} orders from seed {run.seed} are loaded; nothing added. "
             f"Run with --seed {run.seed} to extend them, or start from an empty database.")
+        return
+    if present and run and run.generator != GENERATOR_VERSION and report.orders_requested > present:
+        # Extending would mix two histories: not what the same seed gives on an empty database.
+        report.notes.append(
+            f"Demo history: {present:,} orders from version {run.generator} of the generator are loaded "
+            f"(this is version {GENERATOR_VERSION}); nothing added. Start from an empty database for more.")
         return
     if report.orders_requested <= present:
         return

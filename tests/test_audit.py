@@ -116,6 +116,27 @@ def test_canonical_text_is_the_json_array_of_the_fields(value):
     assert audit.canonical_text(row) == json.dumps(fields, ensure_ascii=True, separators=(",", ":"))
 
 
+@pytest.mark.parametrize("ensure_ascii", [True, False])
+def test_compact_json_is_json_dumps(ensure_ascii: bool):
+    value = {"status": "delivered", "references": [["custom", "Bestellung Nr. Ä-12"], ["other", 'q"\\ \t']],
+             "n": [0, -5, 2**63, 1.5, True, None], "empty": {}, "ＰＯ": "😀 \u2028 \ud800"}
+    expected = json.dumps(value, ensure_ascii=ensure_ascii, separators=(",", ":"))
+    assert audit.compact_json(ensure_ascii=ensure_ascii)(value) == expected
+
+
+@pytest.mark.parametrize("record_key, detail", [
+    ("DE--1042", '{"status":"new","references":[]}'),
+    ('quote"s \\ and\ttab', ""),
+    ("Grüße ÄR-12 ＰＯ１ 😀", '{"references":[["custom","Ä \\"]]}'),
+])
+def test_an_event_template_prepares_what_prepare_does(record_key: str, detail: str):
+    actor = Actor("system", "demo-generator", None)
+    template = audit.EventTemplate("record.imported", actor, KNOWN_MOMENT)
+    expected = audit.prepare(EventData(action="record.imported", actor=actor, record_type="cart",
+                                       record_key=record_key, detail=detail, occurred_at=KNOWN_MOMENT))
+    assert template.prepare("cart", record_key, detail) == expected
+
+
 def test_a_bulk_append_stores_every_value_as_given(both_app: Flask):
     # Big appends take the bulk path (COPY on PostgreSQL): values that need escaping come back unchanged.
     awkward = ["tab\there", "line\nbreak", "back\\slash", "quote\"s and 'single'", "Grüße ÄR-12 ＰＯ１", "\\N", ""]

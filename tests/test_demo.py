@@ -132,6 +132,16 @@ def test_another_seed_does_not_mix_into_existing_history(app: Flask, instance: P
     assert _counts(app)["orders"] == before["orders"]
 
 
+def test_a_history_from_another_generator_version_is_not_extended(app: Flask, instance: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    _load(app)
+    monkeypatch.setattr(demo, "GENERATOR_VERSION", demo.GENERATOR_VERSION + 1)
+    report = _load(app, orders=2 * ORDERS)
+    assert any(f"version {demo.GENERATOR_VERSION - 1} of the generator" in line for line in report.lines())
+    assert _counts(app)["orders"] == ORDERS
+    assert _load(app).orders_after == ORDERS  # asking for no more than is there is no mix
+
+
 def test_carts_follow_spryker_rules(app: Flask, instance: Path) -> None:
     _load(app, orders=1000)
     with app.app_context():

@@ -251,17 +251,34 @@ def test_demo_users_are_created_once(app: Flask, instance: Path) -> None:
     assert users_file.read_text().count("demo-agent") == 1
 
 
-def test_the_generator_process_gives_the_same_history(fresh_app, monkeypatch: pytest.MonkeyPatch) -> None:
-    inline, spawned = fresh_app("inline"), fresh_app("spawned")
-    _load(inline)
+def test_worker_processes_give_the_same_history(fresh_app, monkeypatch: pytest.MonkeyPatch) -> None:
+    inline, workers = fresh_app("inline"), fresh_app("workers")
+    monkeypatch.setattr(demo, "BATCH_ORDERS", demo.BLOCK)  # four batches, two for each worker
+    _load(inline, orders=3500)
     monkeypatch.setattr(demo, "WORKER_MIN_ORDERS", 0)
-    _load(spawned)
-    assert _references(inline) == _references(spawned)
-    # The events crossed the process boundary too: the same records, details and a chain that holds.
-    assert _imported_events(inline) == _imported_events(spawned)
-    for app in (inline, spawned):
+    report = _load(workers, orders=3500)
+    assert report.orders_after == 3500 and report.added["orders"] == 3500
+    assert _references(inline) == _references(workers)
+    assert _counts(inline) == _counts(workers)
+    # Written in turns from two processes: the same records, details and a chain that holds.
+    assert _imported_events(inline) == _imported_events(workers)
+    for app in (inline, workers):
         with app.app_context():
             assert audit.verify_chain(db.session).ok
+
+
+def test_each_batch_starts_at_the_ids_the_batches_before_it_used() -> None:
+    spec = demo.GenerationSpec(seed=42, anchor=demo.default_anchor(NOW), start=300, end=4700, dialect="sqlite",
+                               spryker_customers=("DE--1",), next_ids={table: 7 for table in demo.TABLES},
+                               batch_orders=2 * demo.BLOCK)  # starts and ends inside a block
+    batches = list(demo.generate_batches(spec))
+    assert [batch.orders_end for batch in batches] == [1000, 3000, 4700]
+    for before, after in zip(batches, batches[1:]):
+        assert after.first_ids == {table: before.first_ids[table] + before.count(table) for table in demo.NUMBERED}
+    for batch in batches:
+        for table, rows in (("customers", batch.rows["customers"]), ("carts", batch.rows["carts"]),
+                            ("orders", batch.rows["orders"])):
+            assert [row[0] for row in rows] == list(range(batch.first_ids[table], batch.first_ids[table] + len(rows)))
 
 
 def _imported_events(app: Flask) -> list[tuple]:
@@ -366,13 +383,25 @@ def test_a_big_postgres_load_puts_back_what_it_dropped(postgres_app: Flask, tmp_
     assert (_postgres_keys_and_indexes(postgres_app), _index_names(postgres_app)) == expected
 
 
-def test_a_failing_generator_process_stops_the_load_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.postgres
+def test_worker_processes_write_into_the_apps_own_postgres_schema(postgres_app: Flask, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    postgres_app.instance_path = str(tmp_path)
+    monkeypatch.setattr(demo, "BATCH_ORDERS", demo.BLOCK)
     monkeypatch.setattr(demo, "WORKER_MIN_ORDERS", 0)
+    report = _load(postgres_app, orders=2500)
+    assert report.orders_after == 2500
+    with postgres_app.app_context():  # the app's schema is a test's own, not the public one
+        assert db.session.scalar(select(func.count()).select_from(Order)) == 2500
+        assert audit.verify_chain(db.session).ok
+
+
+def test_a_failing_worker_stops_the_load_and_says_why(tmp_path: Path) -> None:
     spec = demo.GenerationSpec(seed=42, anchor=demo.default_anchor(NOW), start=0, end=3 * demo.BLOCK,
                                dialect="sqlite", spryker_customers=(), next_ids={})  # no ids: a KeyError there
-    with pytest.raises(RuntimeError, match=r"the demo generator process failed:(.|\n)*KeyError"):
-        with demo.batch_stream(spec) as batches:
-            list(batches)
+    with pytest.raises(RuntimeError, match=r"a demo worker process failed:(.|\n)*KeyError"):
+        list(demo.load_in_workers(demo.Database(f"sqlite:///{tmp_path / 'failing.sqlite3'}", {}), spec, None,
+                                  lambda: False))
 
 
 def test_ctrl_c_is_taken_between_batches_and_restores_the_handler() -> None:
@@ -402,6 +431,38 @@ def test_an_interrupted_load_stops_between_batches_and_the_next_run_completes_it
     armed = False
     second = _load(app, orders=wanted)
     assert not second.interrupted and second.orders_after == wanted
+
+
+def test_an_interrupted_load_in_workers_keeps_a_prefix_the_next_run_completes(
+        fresh_app, monkeypatch: pytest.MonkeyPatch) -> None:
+    interrupted, fresh = fresh_app("interrupted"), fresh_app("fresh")
+    monkeypatch.setattr(demo, "BATCH_ORDERS", demo.BLOCK)
+    monkeypatch.setattr(demo, "WORKER_MIN_ORDERS", 0)
+    written, armed = [], True
+    real_count = demo._count
+
+    def count_and_press_ctrl_c(report: demo.DemoReport, batch: demo.Written) -> None:
+        real_count(report, batch)
+        written.append(batch.index)
+
+    @contextlib.contextmanager
+    def ctrl_c_after_the_first_batch():
+        yield lambda: armed and bool(written)
+
+    monkeypatch.setattr(demo, "_count", count_and_press_ctrl_c)
+    monkeypatch.setattr(demo, "interrupt_deferred", ctrl_c_after_the_first_batch)
+    first = _load(interrupted, orders=8000)
+    assert first.interrupted and first.orders_after < 8000
+    assert sorted(written) == list(range(len(written)))  # the batches written are the first ones
+    with interrupted.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Order)) == first.orders_after
+        assert demo.orders_present(db.session) == first.orders_after
+        assert audit.verify_chain(db.session).ok
+    armed = False
+    second = _load(interrupted, orders=8000)
+    assert not second.interrupted and second.orders_after == 8000
+    _load(fresh, orders=8000)
+    assert _references(interrupted) == _references(fresh)
 
 
 def test_loading_another_database_keeps_the_first_ones_demo_passwords(fresh_app, tmp_path: Path) -> None:

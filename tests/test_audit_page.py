@@ -315,3 +315,23 @@ def test_a_log_written_only_by_the_app_shows_no_chain_warning(both_app: Flask):
         append(note(1), note(2))
     page = text_of(supervisor_client(both_app).get("/audit"))
     assert "outside-chain" not in page
+
+
+def test_a_row_written_around_the_app_at_the_next_number_does_not_stop_logins(both_app: Flask):
+    # The app's role may INSERT: a row at exactly the next number once made every append (every
+    # login and edit) fail on the unique seq. The chain goes on after it; verify and the page name it.
+    with both_app.app_context():
+        append(note(1))
+        head = db.session.scalar(select(AuditEvent.seq).order_by(AuditEvent.seq.desc()).limit(1))
+        forged = audit.append_event(db.session, EventData(action="test.event", actor=audit.SYSTEM))
+        db.session.rollback()  # its values only: written below as someone around the app would
+        db.session.add(AuditEvent(**{**forged, "seq": head + 1, "actor_name": "mallory", "hash": "y" * 64}))
+        db.session.commit()
+    client = supervisor_client(both_app)  # logs in: an append
+    page = text_of(client.get("/audit"))
+    rows = re.findall(r'<tr data-seq="(\d+)"[^>]*class="([^"]*)"', page)
+    assert [seq for seq, classes in rows if "outside-chain" in classes] == [str(head + 1)]
+    assert int(rows[0][0]) == head + 2  # the login's event, after the forged row
+    with both_app.app_context():
+        result = audit.verify_chain(db.session)
+        assert not result.ok and result.seq == head + 1

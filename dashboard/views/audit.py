@@ -14,6 +14,7 @@ from flask import Blueprint, render_template, request
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
+from ..audit import unchained
 from ..auth import require_role
 from ..htmx import wants_fragment
 from ..models import AuditEvent, AuditHead, Role, db
@@ -78,10 +79,13 @@ class AuditPage:
     head_seq: int = 0  # events in the whole log (the chain head), counted without a scan
     filters: AuditFilters = field(default_factory=AuditFilters)
 
+    unchained: set[int] = field(default_factory=set)  # seqs of events on this page the chain does not hold
+
     def outside_chain(self, event: AuditEvent) -> bool:
-        """Numbered beyond the chain head: appends move the head in the same transaction as their
-        events, so such a row was written around Reference Desk (`audit verify` names it)."""
-        return event.seq > self.head_seq
+        """Written around Reference Desk (`audit verify` names it): numbered beyond the chain head
+        (appends move the head in the same transaction as their events), or not linked to the
+        event before it (a row the chain went on after stays below the head)."""
+        return event.seq > self.head_seq or event.seq in self.unchained
 
     @property
     def outside_chain_count(self) -> int:
@@ -102,6 +106,7 @@ def events_page(
     if before is not None:
         page.newer = _newer_page(session, filters, rows[0].seq if rows else before - 1, size)
     page.head_seq = session.scalar(select(AuditHead.seq).where(AuditHead.id == 1)) or 0
+    page.unchained = unchained(session, page.events)
     return page
 
 

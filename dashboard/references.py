@@ -90,9 +90,30 @@ class InvalidValue(ValueError):
     """A reference value a person or system must correct; the message is shown to them."""
 
 
+def _invisible_at_edge(char: str) -> bool:
+    """Whitespace, or a format character nobody sees (a byte-order mark from a file, a zero-width
+    space from a web page). Text-direction controls are kept so that check_text refuses them:
+    trimming one would silently save a value that read differently to whoever pasted it."""
+    if char.isspace():
+        return True
+    return unicodedata.category(char) == "Cf" and char not in BIDI_CONTROLS
+
+
+def trim(text: str) -> str:
+    """`text` without whitespace and invisible format characters at either end; inside, untouched."""
+    if text.isascii():  # nearly every value: only ASCII whitespace can be at its edges
+        return text.strip()
+    start, end = 0, len(text)
+    while start < end and _invisible_at_edge(text[start]):
+        start += 1
+    while end > start and _invisible_at_edge(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
 def clean_value(raw: str | None, *, allow_empty: bool = False) -> str:
     """Trim and check a reference value; raise InvalidValue with a message for the person."""
-    value = (raw or "").strip()
+    value = trim(raw or "")
     if not value:
         if allow_empty:
             return ""

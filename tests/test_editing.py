@@ -459,3 +459,21 @@ def test_a_chain_of_changes_shows_the_latest_value_as_current(records):
     response = client.post(f"/carts/quote-open/references/{erp_id}", headers=HTMX,
                            data={"csrf_token": token, "value": "SO-MINE", "version": stale})
     assert response.status_code == 409 and 'data-testid="conflict-current">SO-3<' in response.get_data(as_text=True)
+
+
+def _other_refs(app, key):
+    """The cart's `other` references: id, value and whether each is active."""
+    with app.app_context():
+        cart_id = db.session.scalar(select(Cart.id).where(Cart.key == key))
+        return [(r.id, r.value, r.active) for r in db.session.scalars(
+            select(Reference).where(Reference.cart_id == cart_id, Reference.kind == "other").order_by(Reference.id))]
+
+
+def test_invisible_characters_at_the_edges_of_a_value_are_not_saved(records):
+    client = records.test_client()
+    login(client, "agent")
+    token = _page(client, "/carts/quote-open")
+    _add(client, records, token, "other", "\ufeffSO-127\u200b")
+    assert [value for _, value, _ in _other_refs(records, "quote-open")] == ["SO-127"]
+    assert _post_custom(client, records, "quote-open", "\u2060PO 5 \ufeff", headers=HTMX).status_code == 200
+    assert _refs(records, "quote-open")[-1] == ("PO 5", True)

@@ -53,3 +53,25 @@ def test_ascii_fast_path_gives_the_unicode_key():
     for code in range(128):
         value = f"x{chr(code)}Y-{chr(code)}9"
         assert matching_key(value) == unicode_key(value), repr(chr(code))
+
+
+@pytest.mark.parametrize("raw", ["\ufeffSO-127", "SO-127\u200b", "\u2060 SO-127 \ufeff", " \u200b\u00a0SO-127\u200d "])
+def test_clean_value_trims_invisible_format_characters_at_the_edges(raw):
+    assert clean_value(raw) == "SO-127"
+
+
+def test_clean_value_keeps_invisible_characters_inside_a_value():
+    assert clean_value("\ufeffSO\u200b127\u2060") == "SO\u200b127"
+
+
+def test_a_value_of_invisible_characters_only_is_blank():
+    with pytest.raises(InvalidValue, match="Enter a value"):
+        clean_value("\ufeff\u200b \u2060")
+    assert clean_value("\u200b", allow_empty=True) == ""
+
+
+@pytest.mark.parametrize("raw", ["\u202eSO-127", "SO-127\u2066"])
+def test_text_direction_controls_at_the_edges_are_refused_not_trimmed(raw):
+    # Trimming one would save, silently, a value that read differently to whoever pasted it.
+    with pytest.raises(InvalidValue, match="direction"):
+        clean_value(raw)

@@ -469,6 +469,32 @@ def _other_refs(app, key):
             select(Reference).where(Reference.cart_id == cart_id, Reference.kind == "other").order_by(Reference.id))]
 
 
+# Reference.id is an INTEGER column: 32 bits on PostgreSQL, 64 on SQLite; beyond either it names no row.
+TOO_BIG_IDS = [str(2**31), str(2**63), "99999999999999999999999"]
+
+
+@pytest.mark.parametrize("reference_id", [str(2**31 - 1), *TOO_BIG_IDS])
+@pytest.mark.parametrize("action", ["", "/retire"])
+def test_a_reference_id_beyond_any_row_is_not_found(records, reference_id, action):
+    client = records.test_client()
+    login(client, "supervisor")
+    token = _page(client, "/orders/DE--1042")
+    events = _events(records)
+    response = client.post(f"/orders/DE--1042/references/{reference_id}{action}", headers=HTMX, data={
+        "csrf_token": token, "value": "SO-9", "reason": "checked", "version": str(_version(records, Order, "DE--1042"))})
+    assert response.status_code == 404
+    assert "does not belong to this record" in response.get_data(as_text=True)
+    assert _events(records) == events
+
+
+@pytest.mark.parametrize("reference_id", TOO_BIG_IDS)
+def test_a_get_with_a_reference_id_beyond_any_row_is_no_server_error(records, reference_id):
+    client = records.test_client()
+    login(client, "agent")
+    for path in [f"/carts/quote-open/references/{reference_id}", f"/carts/quote-open/references/{reference_id}/retire"]:
+        assert client.get(path).status_code == 405  # the edit routes take posts only
+
+
 def test_invisible_characters_at_the_edges_of_a_value_are_not_saved(records):
     client = records.test_client()
     login(client, "agent")

@@ -162,8 +162,14 @@ def _active_same(owner: Order | Cart, kind: str, value: str) -> bool:
     return any(ref.active and ref.kind == kind and ref.value == value for ref in owner.references)
 
 
+# Reference.id is an INTEGER column: 32 bits on PostgreSQL, which refuses a bigger number outright,
+# as SQLite does one beyond 64 bits. No row has a bigger id, so such a URL is simply not found.
+MAX_REFERENCE_ID = 2**31 - 1
+
+
 def _owned_reference(owner: Order | Cart, reference_id: int) -> Reference:
-    reference = db.session.get(Reference, reference_id)
+    """The reference a URL names, if it belongs to `owner`; otherwise a 404. The one look-up by id."""
+    reference = db.session.get(Reference, reference_id) if reference_id <= MAX_REFERENCE_ID else None
     owner_id = reference and (reference.order_id if isinstance(owner, Order) else reference.cart_id)
     if reference is None or owner_id != owner.id:
         abort(404, description=_("That reference does not belong to this record."))

@@ -153,11 +153,13 @@ def _not_owned_by(owner: Owner):
 
 
 def same_reference_on_record(owner: Owner, kind: str, value: str, target: Reference | None = None) -> Reference | None:
-    """The active reference of this kind that `value` spells another way ("1z5r 8939..." for
-    "1Z5R8939..."), `target` aside: one reference is one row, since search cannot tell two apart."""
+    """The active reference of this kind that `value` is, as written or spelt another way ("1z5r 8939..."
+    for "1Z5R8939..."), `target` (the reference being changed) aside: one reference is one row, since
+    search cannot tell two apart. Adding a value already there as written is a double click, not a
+    second row: callers check that first."""
     key = matching_key(value)
     return next((ref for ref in owner.references
-                 if ref.active and ref.kind == kind and ref.key == key and ref.value != value and ref is not target),
+                 if ref.active and ref.kind == kind and ref.key == key and ref is not target),
                 None)
 
 

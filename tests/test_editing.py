@@ -469,6 +469,41 @@ def _other_refs(app, key):
             select(Reference).where(Reference.cart_id == cart_id, Reference.kind == "other").order_by(Reference.id))]
 
 
+def test_changing_a_reference_into_another_one_of_the_record_is_refused(records):
+    client = records.test_client()
+    login(client, "agent")
+    token = _page(client, "/carts/quote-open")
+    _add(client, records, token, "other", "SO 124")
+    _add(client, records, token, "other", "SO-128")
+    before, events = _other_refs(records, "quote-open"), _events(records)
+    so_124 = before[0][0]
+    for value in ["SO-128", "so 128"]:  # the other row as written, and another way of writing it
+        response = client.post(f"/carts/quote-open/references/{so_124}", headers=HTMX, data={
+            "csrf_token": token, "value": value, "version": str(_version(records, Cart, "quote-open"))})
+        page = response.get_data(as_text=True)
+        assert response.status_code == 422, page
+        assert "already has “SO-128”, the same reference written another way" in page
+        assert f'value="{value}"' in page  # the typing is kept
+    assert _other_refs(records, "quote-open") == before and _events(records) == events
+    # Written another way on its own row is still a change of that row.
+    response = client.post(f"/carts/quote-open/references/{so_124}", headers=HTMX, data={
+        "csrf_token": token, "value": "SO-124", "version": str(_version(records, Cart, "quote-open"))})
+    assert response.status_code == 200
+    assert [(value, active) for _, value, active in _other_refs(records, "quote-open")] == [
+        ("SO 124", False), ("SO-128", True), ("SO-124", True)]
+
+
+def test_adding_the_same_value_twice_is_still_a_double_click_not_a_refusal(records):
+    client = records.test_client()
+    login(client, "agent")
+    token = _page(client, "/carts/quote-open")
+    _add(client, records, token, "other", "SO-128")
+    response = client.post("/carts/quote-open/references", headers=HTMX, data={
+        "csrf_token": token, "kind": "other", "value": "SO-128", "version": str(_version(records, Cart, "quote-open"))})
+    assert response.status_code == 200 and "Already saved" in response.get_data(as_text=True)
+    assert [value for _, value, _ in _other_refs(records, "quote-open")] == ["SO-128"]
+
+
 # Reference.id is an INTEGER column: 32 bits on PostgreSQL, 64 on SQLite; beyond either it names no row.
 TOO_BIG_IDS = [str(2**31), str(2**63), "99999999999999999999999"]
 

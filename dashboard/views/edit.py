@@ -190,11 +190,13 @@ def plan_add(owner: Order | Cart, form: ReferenceEditForm) -> PlannedChange:
     if kind not in EDITABLE_KINDS:
         raise InvalidValue(_("Choose the kind of reference."))
     value = clean_value(form.value.data)
-    _refuse_another_spelling(owner, kind, value, None)
-    return PlannedChange(kind, value, None, already_done=_active_same(owner, kind, value))
+    if _active_same(owner, kind, value):  # a double click: saved once, not refused
+        return PlannedChange(kind, value, None, already_done=True)
+    _refuse_same_reference(owner, kind, value, None)
+    return PlannedChange(kind, value, None)
 
 
-def _refuse_another_spelling(owner: Order | Cart, kind: str, value: str, target: Reference | None) -> None:
+def _refuse_same_reference(owner: Order | Cart, kind: str, value: str, target: Reference | None) -> None:
     existing = editing.same_reference_on_record(owner, kind, value, target)
     if existing is not None:
         raise InvalidValue(_("This record already has “%(value)s”, the same reference written another way.",
@@ -222,7 +224,7 @@ def plan_change(reference_id: int):
         target = _owned_reference(owner, reference_id)
         value = clean_value(form.value.data)
         if target.active:
-            _refuse_another_spelling(owner, target.kind, value, target)
+            _refuse_same_reference(owner, target.kind, value, target)
             return PlannedChange(target.kind, value, target, already_done=target.value == value,
                                  current_value=target.value)
         replacement = _replacement(owner, target)

@@ -8,7 +8,7 @@ from dashboard import audit
 from dashboard.models import AuditEvent, Cart, CartState, Order, Reference, db
 
 from .conftest import csrf_token_from, login
-from .factories import make_cart, make_customer, make_order
+from .factories import add_reference, make_cart, make_customer, make_order
 
 HTMX = {"HX-Request": "true", "HX-Target": "references"}
 
@@ -528,6 +528,46 @@ def test_a_get_with_a_reference_id_beyond_any_row_is_no_server_error(records, re
     login(client, "agent")
     for path in [f"/carts/quote-open/references/{reference_id}", f"/carts/quote-open/references/{reference_id}/retire"]:
         assert client.get(path).status_code == 405  # the edit routes take posts only
+
+
+def _post_on_the_order(client, app, token, path, value=""):
+    return client.post(f"/orders/DE--1042/references/{path}", headers=HTMX, data={
+        "csrf_token": token, "value": value, "reason": "ERP corrected", "version": str(_version(app, Order, "DE--1042"))})
+
+
+def test_changing_or_retiring_a_reference_retired_before_the_page_says_it_is_retired(records):
+    with records.app_context():
+        order = db.session.scalar(select(Order).where(Order.order_reference == "DE--1042"))
+        old_id = add_reference(order, "erp", "SO-158").id
+        db.session.commit()
+    client = records.test_client()
+    login(client, "supervisor")
+    token = _page(client, "/orders/DE--1042")
+    assert _post_on_the_order(client, records, token, old_id, "SO-159").status_code == 200
+    events = _events(records)
+    token = _page(client, "/orders/DE--1042")  # reloaded: the version is current
+    for path, value in [(f"{old_id}/retire", ""), (old_id, "SO-160"), (old_id, "SO-159")]:
+        response = _post_on_the_order(client, records, token, path, value)
+        page = response.get_data(as_text=True)
+        assert response.status_code == 409, page
+        assert "This reference is already retired" in page and "Someone else" not in page
+        assert 'data-testid="conflict-current">SO-159<' in page
+    assert _events(records) == events
+
+
+def test_retiring_a_reference_retired_before_the_page_says_so_instead_of_already_saved(records):
+    client = records.test_client()
+    login(client, "agent")
+    token, erp_id = _page(client, "/carts/quote-open"), _erp_id(records, "SO-1")
+    retire = lambda: client.post(f"/carts/quote-open/references/{erp_id}/retire", headers=HTMX, data={  # noqa: E731
+        "csrf_token": token, "version": str(_version(records, Cart, "quote-open"))})
+    assert retire().status_code == 200
+    events = _events(records)
+    response = retire()
+    page = response.get_data(as_text=True)
+    assert response.status_code == 409 and "This reference is already retired" in page
+    assert "Already saved" not in page and "Someone else" not in page
+    assert _events(records) == events
 
 
 def test_invisible_characters_at_the_edges_of_a_value_are_not_saved(records):

@@ -32,6 +32,7 @@ class PlannedChange:
     target: Reference | None  # the reference retired by the change, if any
     already_done: bool = False  # the record already looks as asked: a double click writes nothing
     stale: bool = False  # the reference was changed by someone else since the page was loaded
+    already_retired: bool = False  # the reference was retired before the page was loaded: nothing to do
     current_value: str | None = None  # shown beside the agent's value on a conflict
 
     def done_message(self) -> str:
@@ -120,12 +121,17 @@ def _conflict(outcome: Outcome, change: PlannedChange, version_missing: bool) ->
     db.session.rollback()
     outcome.status = 409
     outcome.conflict = {"current": change.current_value, "mine": change.new_value}
-    outcome.message = (
-        _("This form has no record version; reload the page. Nothing was saved.") if version_missing
-        else _("Someone else changed this record since you opened it. Nothing was saved. "
-               "Compare the values, then save yours again or keep the current one.")
-    )
+    outcome.message = _conflict_message(change, version_missing)
     return outcome
+
+
+def _conflict_message(change: PlannedChange, version_missing: bool) -> str:
+    if change.already_retired:
+        return _("This reference is already retired. Nothing was saved.")
+    if version_missing:
+        return _("This form has no record version; reload the page. Nothing was saved.")
+    return _("Someone else changed this record since you opened it. Nothing was saved. "
+             "Compare the values, then save yours again or keep the current one.")
 
 
 def _edit(collection: str, record_key: str, form_id: str, plan):
@@ -146,7 +152,8 @@ def _edit(collection: str, record_key: str, form_id: str, plan):
         outcome.message = _("Already saved; nothing changed.")
         return _respond(owner, outcome)
     expected = form.version_number()
-    if change.stale or expected is None or not editing.bump_version(db.session, owner, expected):
+    if (change.already_retired or change.stale or expected is None
+            or not editing.bump_version(db.session, owner, expected)):
         return _respond(owner, _conflict(outcome, change, expected is None and not change.stale))
     editing.apply_change(
         db.session, owner, kind=change.kind, new_value=change.new_value, target=change.target,
@@ -219,33 +226,41 @@ def _replacement(owner: Order | Cart, target: Reference) -> Reference | None:
     return current
 
 
+def _plan_on_retired(owner: Order | Cart, form: ReferenceEditForm, target: Reference,
+                     value: str | None) -> PlannedChange:
+    """A change (value) or retire (None) of a reference no longer active: it writes nothing, and
+    the answer says why. The current value is that of the reference its changes led to, if any."""
+    replacement = _replacement(owner, target)
+    change = PlannedChange(target.kind, value, target, current_value=replacement.value if replacement else None)
+    if form.version_number() == owner.version:
+        # Nobody saved since the page was loaded, so it was retired before: neither a double click
+        # nor someone else's change, and "someone else changed this record" would send the agent hunting.
+        change.already_retired = True
+    elif change.current_value == value:
+        change.already_done = True  # retired meanwhile into what is asked: this very save repeated
+    else:
+        change.stale = True  # someone else's change or retire: a conflict, never silently revived
+    return change
+
+
 def plan_change(reference_id: int):
     def plan(owner: Order | Cart, form: ReferenceEditForm) -> PlannedChange:
         target = _owned_reference(owner, reference_id)
         value = clean_value(form.value.data)
-        if target.active:
-            _refuse_same_reference(owner, target.kind, value, target)
-            return PlannedChange(target.kind, value, target, already_done=target.value == value,
-                                 current_value=target.value)
-        replacement = _replacement(owner, target)
-        # Retired meanwhile: the same value now active is this very save repeated (a double click);
-        # anything else is someone else's change, shown as a conflict, never silently revived.
-        done = replacement is not None and replacement.value == value
-        return PlannedChange(target.kind, value, target, already_done=done, stale=not done,
-                             current_value=replacement.value if replacement else None)
+        if not target.active:
+            return _plan_on_retired(owner, form, target, value)
+        _refuse_same_reference(owner, target.kind, value, target)
+        return PlannedChange(target.kind, value, target, already_done=target.value == value,
+                             current_value=target.value)
     return plan
 
 
 def plan_retire(reference_id: int):
     def plan(owner: Order | Cart, form: ReferenceEditForm) -> PlannedChange:
         target = _owned_reference(owner, reference_id)
-        if target.active:
-            return PlannedChange(target.kind, None, target, current_value=target.value)
-        replacement = _replacement(owner, target)
-        # Retired and not replaced: this retire already happened. Replaced: someone changed it.
-        return PlannedChange(target.kind, None, target, already_done=replacement is None,
-                             stale=replacement is not None,
-                             current_value=replacement.value if replacement else None)
+        if not target.active:
+            return _plan_on_retired(owner, form, target, None)
+        return PlannedChange(target.kind, None, target, current_value=target.value)
     return plan
 
 

@@ -12,7 +12,7 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.pool import NullPool
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .config import load_config
+from .config import load_config, make_instance_folder
 from .models import db
 from .schema import configure_sqlite
 
@@ -58,7 +58,7 @@ def _init_database(app: Flask) -> None:
     uri: str = app.config["SQLALCHEMY_DATABASE_URI"]
     options: dict[str, Any]
     if uri.startswith("sqlite"):
-        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        make_instance_folder(Path(app.instance_path))
         options = {"connect_args": {"timeout": 30}}
     else:
         # Every connection:

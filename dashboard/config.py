@@ -28,11 +28,17 @@ TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 SOURCE_LOCALE = "en"
 
 
+def make_instance_folder(instance_path: Path) -> None:
+    """The folder of the development secret, the default SQLite database and the demo passwords:
+    created readable by its owner only, as those files hold password hashes and customer data."""
+    instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
 def _instance_secret(instance_path: Path) -> str:
     """A development secret generated once into the instance folder, never committed."""
     secret_file = instance_path / "secret_key"
     if not secret_file.exists():
-        instance_path.mkdir(parents=True, exist_ok=True)
+        make_instance_folder(instance_path)
         secret_file.write_text(secrets.token_urlsafe(48))
         secret_file.chmod(0o600)
     return secret_file.read_text().strip()

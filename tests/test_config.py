@@ -292,3 +292,12 @@ def test_a_shipped_translation_is_an_allowed_default_locale_and_is_used(monkeypa
     assert app.config["BABEL_DEFAULT_LOCALE"] == "de"
     with app.test_request_context():  # Flask-Babel reads the very folder that was checked
         assert gettext("ERP number") == "ERP-Nummer"
+
+
+def test_the_instance_folder_is_created_readable_by_its_owner_only(monkeypatch, tmp_path):
+    # It holds the development secret, the default SQLite database and the demo passwords.
+    monkeypatch.delenv("DASHBOARD_SECRET_KEY", raising=False)
+    instance = tmp_path / "instance"
+    config.load_config(instance)
+    assert (instance / "secret_key").exists()
+    assert instance.stat().st_mode & 0o777 == 0o700

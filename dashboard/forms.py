@@ -6,6 +6,8 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from .references import trim
+
 
 def _no_control_characters(form, field) -> None:
     """A NUL or other control character is no name or password; PostgreSQL would refuse it outright."""
@@ -28,6 +30,10 @@ class ReferenceEditForm(FlaskForm):
     value = StringField(_l("Value"))
     reason = TextAreaField(_l("Reason"), validators=[Optional(), Length(max=500)])
     version = HiddenField()
+
+    def reason_text(self) -> str:
+        """The reason as saved: trimmed like values, so a pasted zero-width space is not a reason."""
+        return trim(self.reason.data or "")
 
     def version_number(self) -> int | None:
         """The version the page was loaded with; None when missing or not a plausible version."""

@@ -119,6 +119,20 @@ def test_agent_is_refused_on_orders(records):
     assert _events(records, "auth.denied")[-1][1] == "DE--1042"
 
 
+def test_a_reason_of_invisible_characters_only_is_no_reason(records):
+    client = records.test_client()
+    login(client, "supervisor")
+    before = len(_events(records))
+    response = _post_custom(client, records, "DE--1042", "PO-NEW", collection="orders", headers=HTMX,
+                            reason="\u200b \ufeff")
+    assert response.status_code == 422 and "needs a reason" in response.get_data(as_text=True)
+    assert len(_events(records)) == before
+    response = _post_custom(client, records, "DE--1042", "PO-NEW", collection="orders", headers=HTMX,
+                            reason="\ufeffcustomer sent a corrected PO\u200b")
+    assert response.status_code == 200
+    assert _events(records)[-1][6] == "customer sent a corrected PO"
+
+
 def test_supervisor_needs_a_reason_on_orders(records):
     client = records.test_client()
     login(client, "supervisor")

@@ -102,7 +102,7 @@ def _check(owner: Order | Cart, decision: editing.EditDecision, form: ReferenceE
     if not form.validate_on_submit():
         outcome.errors = {name: "; ".join(map(str, errors)) for name, errors in form.errors.items()}
         return None
-    reason = (form.reason.data or "").strip()
+    reason = form.reason_text()
     if decision.reason_required and not reason:
         outcome.errors["reason"] = _("A supervisor change needs a reason.")
     try:
@@ -157,7 +157,7 @@ def _edit(collection: str, record_key: str, form_id: str, plan):
         return _respond(owner, _conflict(outcome, change, expected is None and not change.stale))
     editing.apply_change(
         db.session, owner, kind=change.kind, new_value=change.new_value, target=change.target,
-        source=Source.AGENT, event=auth.event("", reason=(form.reason.data or "").strip() or None),
+        source=Source.AGENT, event=auth.event("", reason=form.reason_text() or None),
     )
     db.session.commit()
     outcome.message = change.done_message()

@@ -199,16 +199,20 @@ def _claim_sequence(session: Session, count: int) -> tuple[int, str]:
     if head is None:
         raise RuntimeError("audit chain head is missing: run the schema set-up")
     last_seq, prev_hash = head.seq - count, head.hash
-    # The app's role may INSERT events, so a row written around the app can hold the next number.
-    # The chain then goes on after the highest row rather than failing every append (and with them
-    # every login and edit); `audit verify` names the first such row, the audit page marks it.
-    highest = session.execute(
-        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-    ).one_or_none()
-    if highest is not None and highest.seq > last_seq:
-        session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=highest.seq + count))
-        last_seq, prev_hash = highest.seq, highest.hash
-    return last_seq, prev_hash
+    # The app's role may INSERT events, so rows written around the app can hold the next numbers.
+    # The chain then goes on after them, chained to the last, rather than failing every append
+    # (and with them every login and edit); rows far ahead are left where they are. `audit verify`
+    # names the first such row, the audit page marks them all.
+    start = last_seq + 1
+    while (taken := session.execute(
+        select(AuditEvent.seq, AuditEvent.hash)
+        .where(AuditEvent.seq >= start, AuditEvent.seq < start + count)
+        .order_by(AuditEvent.seq.desc()).limit(1)
+    ).one_or_none()) is not None:
+        start, prev_hash = taken.seq + 1, taken.hash
+    if start != last_seq + 1:
+        session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=start + count - 1))
+    return start - 1, prev_hash
 
 
 def unchained(session: Session, events: Sequence[AuditEvent]) -> set[int]:
@@ -339,11 +343,14 @@ def verify_chain(session: Session) -> VerifyResult:
     for row in _rows(session):
         seq = row["seq"]
         if seq != expected_seq:
-            return VerifyResult(False, checked, f"event {expected_seq} is missing (next is {seq})", expected_seq)
+            return VerifyResult(False, checked, f"event {expected_seq} is missing (next is {seq}): deleted, "
+                                                f"or event {seq} was written around the app", expected_seq)
         if row["prev_hash"] != prev_hash:
-            return VerifyResult(False, checked, f"event {seq} does not follow event {seq - 1}", seq)
+            return VerifyResult(False, checked, f"event {seq} does not follow event {seq - 1}: "
+                                                "written around the app, or events re-ordered", seq)
         if event_hash(row) != row["hash"]:
-            return VerifyResult(False, checked, f"event {seq} was altered (hash mismatch)", seq)
+            return VerifyResult(False, checked,
+                                f"event {seq} was altered or written around the app (hash mismatch)", seq)
         prev_hash, expected_seq, checked = row["hash"], seq + 1, checked + 1
     last_seq = expected_seq - 1
     if head_before is None:

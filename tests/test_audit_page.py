@@ -335,3 +335,20 @@ def test_a_row_written_around_the_app_at_the_next_number_does_not_stop_logins(bo
     with both_app.app_context():
         result = audit.verify_chain(db.session)
         assert not result.ok and result.seq == head + 1
+
+
+def test_a_row_written_around_the_app_at_the_highest_number_is_left_where_it_is(both_app: Flask):
+    # Far ahead of the chain (here the last number a BIGINT holds), a foreign row is no reason to
+    # move the chain there: appends go on at the head, and the page marks the row.
+    with both_app.app_context():
+        append(note(1))
+        forged = audit.append_event(db.session, EventData(action="test.event", actor=audit.SYSTEM))
+        db.session.rollback()
+        db.session.add(AuditEvent(**{**forged, "seq": 2**63 - 1, "actor_name": "mallory"}))
+        db.session.commit()
+        head = db.session.scalar(select(audit.AuditHead.seq))
+    client = supervisor_client(both_app)  # logs in: an append
+    page = text_of(client.get("/audit"))
+    rows = re.findall(r'<tr data-seq="(\d+)"[^>]*class="([^"]*)"', page)
+    assert [seq for seq, classes in rows if "outside-chain" in classes] == [str(2**63 - 1)]
+    assert int(rows[1][0]) == head + 1  # the login's event, right after the chain's last

@@ -966,6 +966,22 @@ def _work(database: Database, spec: GenerationSpec, run_event: audit.EventData |
         connection.close()
 
 
+@contextmanager
+def _started_ignoring_ctrl_c() -> Iterator[None]:
+    """Processes started inside ignore Ctrl-C from their first instruction: an ignored signal stays
+    ignored across exec, and Python then installs no KeyboardInterrupt handler. Otherwise a Ctrl-C
+    while a worker imports kills it with a traceback. The parent's own handler is back as soon as
+    the process is started (a fork and exec)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def load_in_workers(database: Database, spec: GenerationSpec, run_event: audit.EventData | None,
                     interrupted: Callable[[], bool], workers: int = WORKERS) -> Iterator[Written]:
     """Generate and write the batches in `workers` processes, as _work describes; yields each
@@ -978,7 +994,8 @@ def load_in_workers(database: Database, spec: GenerationSpec, run_event: audit.E
         reader, writer_end = context.Pipe(duplex=False)
         process = context.Process(target=_work, name=f"demo-worker-{worker}", daemon=True,
                                   args=(database, spec, run_event, worker, workers, turns, writer_end))
-        process.start()
+        with _started_ignoring_ctrl_c():
+            process.start()
         writer_end.close()  # the worker holds the only write end: if it dies, reading ends with EOFError
         readers[reader] = process
         processes.append(process)

@@ -8,6 +8,8 @@ import json
 import os
 import signal
 import stat
+import subprocess
+import sys
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -402,6 +404,18 @@ def test_a_failing_worker_stops_the_load_and_says_why(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match=r"a demo worker process failed:(.|\n)*KeyError"):
         list(demo.load_in_workers(demo.Database(f"sqlite:///{tmp_path / 'failing.sqlite3'}", {}), spec, None,
                                   lambda: False))
+
+
+def test_worker_processes_ignore_ctrl_c_from_their_start_and_the_parent_keeps_its_handler() -> None:
+    # A Ctrl-C while a worker still imports once killed it with a KeyboardInterrupt traceback.
+    ask = [sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)"]
+    before = signal.getsignal(signal.SIGINT)
+    with demo._started_ignoring_ctrl_c():
+        started_inside = subprocess.run(ask, capture_output=True, text=True, check=True).stdout.strip()
+    assert signal.getsignal(signal.SIGINT) is before
+    started_outside = subprocess.run(ask, capture_output=True, text=True, check=True,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)).stdout.strip()
+    assert (started_inside, started_outside) == ("True", "False")
 
 
 def test_ctrl_c_is_taken_between_batches_and_restores_the_handler() -> None:

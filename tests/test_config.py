@@ -128,6 +128,19 @@ def test_a_bad_setting_stops_the_command_line_with_a_message_not_a_traceback(tmp
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
+def test_a_bad_setting_stops_gunicorn_too_not_only_its_workers(tmp_path):
+    # gunicorn restarted a worker that exited with 2, forever; on its app-load status its master stops.
+    root = Path(__file__).resolve().parents[1]
+    environment = {**os.environ, "DASHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}",
+                   "DASHBOARD_SEARCH_GROUP_LIMIT": "0"}
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    result = subprocess.run([str(gunicorn), "--workers", "2", "--bind", "127.0.0.1:0", "wsgi:app"], cwd=root,
+                            env=environment, capture_output=True, text=True, timeout=60)
+    # The master stops (with 4, or 1 when the second worker's exit races its halt) and says why.
+    assert result.returncode != 0 and "App failed to load." in result.stderr
+    assert "Reference Desk cannot start: DASHBOARD_SEARCH_GROUP_LIMIT must be" in result.stderr
+
+
 # Every setting's refusals: (variable, value, what the one-line message says).
 CSRF_RANGE = "DASHBOARD_WTF_CSRF_TIME_LIMIT must be a whole number from 60 to 2592000 " \
              "(seconds a form's token stays valid), or none for no limit, got "

@@ -256,7 +256,7 @@ def database_uri(url: Any) -> str:
     The message names the scheme only: the rest of a URL may hold a password.
     """
     name = f"{ENV_PREFIX}DATABASE_URL"
-    uri = normalise_database_url(str(url))
+    uri = normalise_database_url(str(url).strip())  # a pasted trailing space would name another file
     try:
         parsed = make_url(uri)
     except ArgumentError:
@@ -265,11 +265,14 @@ def database_uri(url: Any) -> str:
         raise ConfigurationError(
             f"{name} uses {parsed.drivername}://, which SQLAlchemy does not read: write postgresql:// instead, "
             "the rest unchanged")
+    backend = parsed.get_backend_name()
+    if backend != backend.lower() and backend.lower() in ("sqlite", "postgresql"):
+        raise ConfigurationError(f"{name} uses {parsed.drivername}://: write the scheme in lower case")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigurationError(
             f"{name} uses {parsed.drivername}://, which Reference Desk does not support; use {DATABASE_FORMS}")
-    if parsed.get_backend_name() == "sqlite" and not parsed.database:
-        # sqlite:/// or sqlite:// would be an empty database in memory, gone with each connection.
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        # sqlite:///, sqlite:// or :memory: would be an empty database in memory, gone with each connection.
         raise ConfigurationError(f"{name} names no SQLite file; use {DATABASE_FORMS}")
     try:
         parsed.get_dialect().import_dbapi()

@@ -101,6 +101,11 @@ def test_variables_the_scripts_and_tests_use_are_not_unknown(monkeypatch, tmp_pa
     assert "VENV" not in app.config and "TEST_POSTGRES_URL" not in app.config
 
 
+def test_spaces_around_the_database_url_are_not_part_of_the_file_name(tmp_path):
+    app = create_app({"DATABASE_URL": f" sqlite:///{tmp_path / 'x.sqlite3'} ", "SECRET_KEY": "x"})
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'x.sqlite3'}"
+
+
 def test_postgres_urls_use_psycopg(tmp_path):
     app = create_app({"DATABASE_URL": "postgresql://u@h/db", "SECRET_KEY": "x"})
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/db"
@@ -177,6 +182,9 @@ REFUSED = [
     ("DASHBOARD_DATABASE_URL", "postgres+psycopg://u@h/db", "DASHBOARD_DATABASE_URL uses postgres+psycopg://, which "
                                                             "SQLAlchemy does not read: write postgresql:// instead"),
     ("DASHBOARD_DATABASE_URL", "mysql://u@h/db", "DASHBOARD_DATABASE_URL uses mysql://"),
+    ("DASHBOARD_DATABASE_URL", "SQLITE:///x.sqlite3", "DATABASE_URL uses SQLITE://: write the scheme in lower case"),
+    ("DASHBOARD_DATABASE_URL", "POSTGRESQL://u@h/db", "uses POSTGRESQL://: write the scheme in lower case"),
+    ("DASHBOARD_DATABASE_URL", "sqlite:///:memory:", "DASHBOARD_DATABASE_URL names no SQLite file"),
     ("DASHBOARD_DATABASE_SCHEMA", "Tests", "DASHBOARD_DATABASE_SCHEMA must be a PostgreSQL schema name in lower case "
                                            "(a-z, 0-9 and _, not starting with a digit, at most 63 characters), "
                                            "got 'Tests'"),

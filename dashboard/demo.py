@@ -940,7 +940,7 @@ def _work(database: Database, spec: GenerationSpec, run_event: audit.EventData |
     on a connection of its own. Writing in batch order keeps the committed batches a prefix of the
     history (what a later run resumes from) and the audit chain in order; while one worker writes,
     the other makes its next batch. Ctrl-C reaches every process of the group: the parent decides."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # already so when started from the main thread
     try:
         engine = database.engine()
         with Session(engine) as session, rare_collections() as batch_done:
@@ -1230,7 +1230,9 @@ class PostgresWriter(BatchWriter):
             with cursor.copy(f"COPY {quote(group.table)} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-        for table in NUMBERED:  # rows without an id took theirs from the sequence
+        # Rows of NUMBERED tables came with their ids, past their sequences: move those on. (References
+        # and search terms came without, and took theirs from their sequences.)
+        for table in NUMBERED:
             if count := batch.count(table):
                 connection.exec_driver_sql(f"SELECT setval('{self.sequences[table]}', %(last)s)",
                                            {"last": batch.first_ids[table] + count - 1})
